@@ -1,0 +1,356 @@
+"""Network surgery: cut the source, freeze a prefix, add an input adapter and a head.
+
+The target network is assembled from small named sub-models so that training
+can call the frozen part in inference mode and the fitted ``model_`` stays a
+plain functional Keras model that saves as ``.keras`` with no custom objects::
+
+    X (n_features,) -> adapter -> frozen -> body -> head -> target output
+                                              \\-> source head (distillation only)
+
+Every rule about layers (which count for ``freeze``, where ``cut`` falls, how
+X is mapped onto the source input) is written once, here.
+"""
+
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+
+ADAPTER, FROZEN, BODY, HEAD = (
+    "sktransfer_adapter",
+    "sktransfer_frozen",
+    "sktransfer_body",
+    "sktransfer_head",
+)
+_MAX_SEED = 2**31 - 1
+
+
+@dataclass
+class Network:
+    """The parts of a target network. Unused parts are None."""
+
+    model: object
+    adapter: object = None
+    frozen: object = None
+    body: object = None
+    head: object = None
+    source_head: object = None
+    teacher: object = None
+    adapter_kind: str = "none"
+    frozen_layers: list = field(default_factory=list)
+    source_output: str = "linear"
+
+
+def functional_graph(model):
+    """A functional view (same layers) of a Sequential or functional model."""
+    import keras
+
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            f"source model {model.name!r} has no layer graph to cut: sktransfer "
+            "needs a Sequential or functional Keras model with a defined input "
+            "shape (start it with keras.Input(shape=...))."
+        )
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"source model {model.name!r} has {len(inputs)} inputs and "
+            f"{len(outputs)} outputs; sktransfer supports exactly one of each."
+        )
+    return keras.Model(inputs[0], outputs[0], name=model.name)
+
+
+def graph_layers(graph):
+    """The layers of a functional graph that ``cut`` and ``freeze`` count."""
+    import keras
+
+    return [lyr for lyr in graph.layers if not isinstance(lyr, keras.layers.InputLayer)]
+
+
+def _seed(rng):
+    return int(rng.integers(_MAX_SEED))
+
+
+def _reseed_config(config, rng):
+    """Give every initialiser and random layer in a layer config its own seed."""
+    for key, value in config.items():
+        if (
+            key.endswith("_initializer")
+            and isinstance(value, dict)
+            and isinstance(value.get("config"), dict)
+            and "seed" in value["config"]
+        ):
+            value["config"]["seed"] = _seed(rng)
+    if "seed" in config:
+        config["seed"] = _seed(rng)
+    return config
+
+
+def clone_seeded(model, rng):
+    """Clone ``model`` with fresh weights drawn from ``rng`` (never globally)."""
+    import keras
+
+    def clone_layer(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=clone_layer)
+        config = _reseed_config(layer.get_config(), rng)
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone_layer)
+
+
+def _layer_output(layer):
+    try:
+        return layer.output
+    except (AttributeError, ValueError):
+        raise ValueError(
+            f"layer {layer.name!r} is called more than once in the source, so "
+            "the network cannot be cut or split at it"
+        ) from None
+
+
+def resolve_cut(cut, layers):
+    """Index (into ``layers``) of the last layer of the body."""
+    names = [lyr.name for lyr in layers]
+    if cut is None:
+        cut = -2
+    if isinstance(cut, str):
+        if cut not in names:
+            raise ValueError(
+                f"cut={cut!r} names no layer of the source; its layers are {names}"
+            )
+        return names.index(cut)
+    n = len(layers)
+    if not -n <= cut < n:
+        raise ValueError(
+            f"cut={cut!r} is out of range: the source has {n} layers (input "
+            f"layers not counted), so cut must be in [{-n}, {n - 1}] or a layer name"
+        )
+    return cut % n
+
+
+def resolve_freeze(freeze, body_layers):
+    """Number of body layers, counted from the input, that ``freeze`` freezes."""
+    weighted = [i for i, lyr in enumerate(body_layers) if lyr.weights]
+    n_weighted = len(weighted)
+    if isinstance(freeze, str):
+        if freeze == "all":
+            return len(body_layers)
+    elif not isinstance(freeze, bool) and isinstance(freeze, (int, np.integer)):
+        if -n_weighted <= freeze <= n_weighted:
+            k = n_weighted + int(freeze) if freeze < 0 else int(freeze)
+            return 0 if k == 0 else weighted[k - 1] + 1
+    raise ValueError(
+        f"freeze={freeze!r} is out of range for this source: its body has "
+        f"{n_weighted} layers with weights, so freeze must be an integer in "
+        f"[{-n_weighted}, {n_weighted}] or 'all'"
+    )
+
+
+def _split_body(body, body_layers, n_frozen):
+    """Split the body into a frozen prefix model and a trainable rest.
+
+    The split point is the output of the last frozen layer if the graph passes
+    through it alone; in a graph with skip connections, the last earlier point
+    that does. Frozen layers after the split point stay in the rest with
+    ``trainable=False``.
+    """
+    import keras
+
+    for j in range(n_frozen, 0, -1):
+        boundary = _layer_output(body_layers[j - 1])
+        try:
+            rest = keras.Model(boundary, body.output, name=BODY)
+        except ValueError:
+            continue
+        frozen = keras.Model(body.input, boundary, name=FROZEN)
+        return frozen, rest
+    return None, body
+
+
+def _activation_name(layer):
+    import keras
+
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", "")
+    return name if name in ("softmax", "sigmoid") else "linear"
+
+
+def _adapter(kind, n_features, input_shape, rng):
+    import keras
+
+    size = prod(input_shape)
+    x = inputs = keras.Input((n_features,), name="X")
+    if kind == "dense":
+        init = keras.initializers.GlorotUniform(seed=_seed(rng))
+        x = keras.layers.Dense(size, kernel_initializer=init, name="projection")(x)
+    if len(input_shape) != 1:
+        x = keras.layers.Reshape(input_shape, name="reshape")(x)
+    return keras.Model(inputs, x, name=ADAPTER)
+
+
+def resolve_adapter(input_adapter, n_features, input_shape):
+    """How X with ``n_features`` columns reaches a source input of ``input_shape``."""
+    if any(d is None for d in input_shape):
+        raise ValueError(
+            f"the source input shape {(None, *input_shape)} has unknown dimensions; "
+            "sktransfer needs a source with a fixed input shape"
+        )
+    size = prod(input_shape)
+    if input_adapter == "dense":
+        return "dense"
+    if input_adapter is None:
+        if tuple(input_shape) != (n_features,):
+            raise ValueError(
+                f"input_adapter=None, but X has shape (n_samples, {n_features}) and "
+                f"the source expects inputs of shape {(None, *input_shape)}; use "
+                "input_adapter='reshape' or 'dense' (or 'auto') to map X onto it"
+            )
+        return "none"
+    if size == n_features:
+        return "none" if len(input_shape) == 1 else "reshape"
+    if input_adapter == "reshape":
+        raise ValueError(
+            f"input_adapter='reshape', but X has {n_features} features and the source "
+            f"input {(None, *input_shape)} holds {size} values; use "
+            "input_adapter='dense' to learn a projection instead"
+        )
+    return "dense"
+
+
+def _head(input_shape, hidden, n_outputs, activation, rng):
+    import keras
+
+    x = inputs = keras.Input(input_shape, name="features")
+    if len(input_shape) > 1:
+        x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden):
+        init = keras.initializers.GlorotUniform(seed=_seed(rng))
+        x = keras.layers.Dense(
+            units, activation="relu", kernel_initializer=init, name=f"hidden_{i}"
+        )(x)
+    init = keras.initializers.GlorotUniform(seed=_seed(rng))
+    x = keras.layers.Dense(
+        n_outputs, activation=activation, kernel_initializer=init, name="output"
+    )(x)
+    return keras.Model(inputs, x, name=HEAD)
+
+
+def head_units(head):
+    """Hidden layer sizes of the ``head`` parameter, as a tuple."""
+    if head is None:
+        return ()
+    if isinstance(head, (int, np.integer)) and not isinstance(head, bool):
+        head = (head,)
+    if isinstance(head, (tuple, list)) and all(
+        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0
+        for h in head
+    ):
+        return tuple(int(h) for h in head)
+    raise ValueError(
+        f"head={head!r} is not valid: use None for a single output layer, or a "
+        "positive int or a tuple of positive ints for hidden Dense layers"
+    )
+
+
+def build_network(
+    source,
+    *,
+    n_features,
+    n_outputs,
+    output_activation,
+    cut,
+    freeze,
+    head,
+    input_adapter,
+    pretrained,
+    seed,
+    distill=False,
+):
+    """Build the target network for a source model.
+
+    Parameters
+    ----------
+    source : keras.Model
+        The resolved source model. It is only read: the network is built on a
+        clone.
+    distill : bool
+        Also build what distillation needs: the part of the source after
+        ``cut`` (the student's source head) and, when the input adapter is
+        trainable so that teacher outputs cannot be computed in advance, a
+        frozen copy of the whole source.
+    """
+    import keras
+
+    rng = np.random.default_rng(seed)
+    graph = functional_graph(source)
+    clone = clone_seeded(source, rng)
+    if pretrained:
+        clone.set_weights(source.get_weights())
+    clone = functional_graph(clone)
+
+    layers = graph_layers(clone)
+    cut_index = resolve_cut(cut, layers)
+    cut_tensor = _layer_output(layers[cut_index])
+    body = keras.Model(clone.input, cut_tensor, name=BODY)
+    body_layers = graph_layers(body)
+    n_frozen = resolve_freeze(freeze, body_layers)
+    frozen_set = body_layers[:n_frozen]
+
+    if n_frozen == 0:
+        frozen, rest = None, body
+    elif n_frozen == len(body_layers):
+        frozen, rest = keras.Model(body.input, body.output, name=FROZEN), None
+    else:
+        frozen, rest = _split_body(body, body_layers, n_frozen)
+    for layer in frozen_set:
+        layer.trainable = False
+
+    input_shape = tuple(clone.input.shape[1:])
+    kind = resolve_adapter(input_adapter, n_features, input_shape)
+    adapter = _adapter(kind, n_features, input_shape, rng) if kind != "none" else None
+    target_head = _head(
+        tuple(cut_tensor.shape[1:]), head_units(head), n_outputs, output_activation, rng
+    )
+
+    x = inputs = keras.Input((n_features,), name="X")
+    for part in (adapter, frozen, rest, target_head):
+        if part is not None:
+            x = part(x)
+    model = keras.Model(inputs, x, name="sktransfer_target")
+
+    net = Network(
+        model=model,
+        adapter=adapter,
+        frozen=frozen,
+        body=rest,
+        head=target_head,
+        adapter_kind=kind,
+        frozen_layers=[layer.name for layer in frozen_set],
+        source_output=_activation_name(graph_layers(graph)[-1]),
+    )
+    if distill and cut_index < len(layers) - 1:
+        try:
+            net.source_head = keras.Model(cut_tensor, clone.output, name="source_head")
+        except ValueError:
+            raise ValueError(
+                f"cut={cut!r} does not split the source into a body and a head: "
+                "other paths bypass it, so source_loss='distill' cannot use the "
+                "source's own output layers"
+            ) from None
+    if distill and kind == "dense":
+        net.teacher = keras.models.clone_model(source)
+        net.teacher.set_weights(source.get_weights())
+        net.teacher.trainable = False
+    return net
+
+
+def parts_of(model):
+    """The named parts of a fitted ``model_`` (for warm starts)."""
+    names = {layer.name: layer for layer in model.layers}
+    return {key: names.get(key) for key in (ADAPTER, FROZEN, BODY, HEAD)}

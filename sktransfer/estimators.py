@@ -1,0 +1,756 @@
+"""scikit-learn estimators that transfer a Keras source model to a new task."""
+
+import copy
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._seeds import fit_seeds
+
+_FLOATS = (np.float64, np.float32)
+_SOURCE_LOSSES = ("distill", "l2sp")
+_ADAPTERS = ("auto", "reshape", "dense", None)
+_PREDICT_BATCH = 4096
+
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    source : keras.Model, str, path-like or callable
+        The source model: a Sequential or functional ``keras.Model``, a path to
+        a ``.keras`` file (loaded in Keras' safe mode), a fitted scikit-learn
+        wrapper of a Keras model (scikeras or ``keras.wrappers``), or a
+        zero-argument callable returning a model. It is never modified: fit
+        works on a copy, and ``clone`` shares it instead of copying it.
+
+    freeze : int or "all", default=0
+        Freeze depth. The first ``freeze`` layers of the source body that hold
+        weights, counted from the input, are frozen together with every layer
+        before them. Negative values count from the top (``-1`` freezes every
+        weighted body layer but the last); ``"all"`` freezes the whole body
+        (pure feature extraction). Frozen layers, BatchNorm and Dropout
+        included, run in inference mode.
+
+    alpha : float in [0, 1), default=0.0
+        Weight of the source-knowledge term in
+        ``L = (1 - alpha) * L_target + alpha * L_source``. ``alpha=0`` is plain
+        fine-tuning.
+
+    source_loss : {"distill", "l2sp"}, default="distill"
+        The source-knowledge term ``L_source``:
+
+        - ``"distill"`` (Learning without Forgetting): the source's own output
+          layers stay on the body as a second head, and their outputs ``s(x)``
+          on each training batch are pulled towards the untouched source
+          model's outputs ``t(x)``. For a softmax source output,
+          ``L_source = mean_i KL(t(x_i) || s(x_i))``; for a sigmoid output, the
+          Bernoulli KL averaged over units; otherwise
+          ``L_source = mean_i mean_k (s_k(x_i) - t_k(x_i))**2 / v``, where
+          ``v`` is the variance of the teacher outputs on the training data.
+        - ``"l2sp"`` (L2-SP): ``L_source = ||w - w_0||**2 / ||w_0||**2``,
+          summed over the trainable transferred weights ``w`` with their
+          source values ``w_0``: the squared relative distance from the source.
+
+        Both terms are dimensionless and zero at the source, so sweeping
+        ``alpha`` over [0, 1) goes from no constraint to a dominant one.
+
+    cut : int, str or None, default=None
+        Last layer of the source body, as an index into the source's layers
+        (input layers not counted; negative counts from the end) or a layer
+        name. ``None`` means ``-2``: everything but the output layer.
+
+    head : None, int or tuple of int, default=None
+        The new target head. ``None`` is a single output layer (softmax for
+        multiclass, sigmoid for binary, linear for regression); an int or a
+        tuple of ints adds hidden ReLU Dense layers of those sizes first.
+
+    input_adapter : {"auto", "reshape", "dense"} or None, default="auto"
+        How 2-D ``X`` reaches the source input. ``"reshape"`` reshapes the
+        features (64 columns become an (8, 8, 1) image) and needs the counts
+        to match; ``"dense"`` learns a linear projection onto the source
+        input, for transfer across feature spaces; ``"auto"`` reshapes when
+        the counts match and projects otherwise; ``None`` requires ``X`` to
+        match a 1-D source input exactly.
+
+    pretrained : bool, default=True
+        If False, keep the architecture and the freezing but re-initialise
+        every weight: the from-scratch baseline that transfer must beat. The
+        source-knowledge term still refers to the real source model.
+
+    optimizer : str, default="adam"
+        Name of a Keras optimizer (``"adam"``, ``"sgd"``, ``"rmsprop"``,
+        ``"adamw"``, ...).
+
+    learning_rate : float, default=1e-3
+        Learning rate of the optimizer.
+
+    epochs : int, default=100
+        Maximum number of passes over the training data.
+
+    batch_size : int, default=32
+        Mini-batch size (capped at the number of training samples).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data and stop when
+        its target loss has not improved for ``n_iter_no_change`` epochs,
+        keeping the best weights.
+
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    callbacks : list of keras.callbacks.Callback, default=None
+        Extra Keras callbacks. Each fit uses deep copies, so the objects
+        passed here are left untouched.
+
+    warm_start : bool, default=False
+        If True and the estimator is fitted, ``fit`` continues training the
+        fitted network instead of starting over.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds every random choice of a fit (weight initialisation, batch
+        order, validation split) without touching global generators. Equal
+        values give identical predictions on CPU.
+
+    verbose : int, default=0
+        0 is silent, 1 shows Keras' progress bar.
+"""
+
+_ATTRIBUTES_DOC = """
+    model_ : keras.Model
+        The trained target network. It maps the raw 2-D ``X`` (float32) to the
+        target output and saves as ``.keras`` with no custom objects.
+
+    history_ : dict of str to list of float
+        Per-epoch values of ``loss`` (the full objective), ``target_loss`` and
+        ``source_loss``, with ``val_`` versions under early stopping.
+
+    n_iter_ : int
+        Number of epochs run by the last fit.
+
+    frozen_layers_ : list of str
+        Names of the frozen source layers.
+
+    input_adapter_ : str
+        How X reached the source input: ``"none"``, ``"reshape"`` or
+        ``"dense"``.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+"""
+
+
+def _check_number(name, value, kind, low=None, high=None, low_open=False, high_open=False):
+    valid = isinstance(value, kind) and not isinstance(value, bool)
+    if valid and low is not None:
+        valid = value > low if low_open else value >= low
+    if valid and high is not None:
+        valid = value < high if high_open else value <= high
+    if not valid:
+        what = "an integer" if kind is numbers.Integral else "a number"
+        lo = "" if low is None else f"{'(' if low_open else '['}{low}, "
+        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+        span = f" in {lo}{hi or 'inf)'}" if low is not None else ""
+        raise ValueError(f"{name} must be {what}{span}; got {value!r}")
+
+
+class BaseTransfer(BaseEstimator):
+    """Shared machinery of the transfer estimators (not for direct use)."""
+
+    def __init__(
+        self,
+        source=None,
+        *,
+        freeze=0,
+        alpha=0.0,
+        source_loss="distill",
+        cut=None,
+        head=None,
+        input_adapter="auto",
+        pretrained=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        epochs=100,
+        batch_size=32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        self.source = source
+        self.freeze = freeze
+        self.alpha = alpha
+        self.source_loss = source_loss
+        self.cut = cut
+        self.head = head
+        self.input_adapter = input_adapter
+        self.pretrained = pretrained
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn protocol -------------------------------------------------
+
+    def __sklearn_clone__(self):
+        # The source is never mutated, so clones share it: deep-copying a large
+        # Keras model on every clone would dominate a grid search.
+        params = self.get_params(deep=False)
+        source = params.pop("source")
+        params = {key: clone(value, safe=False) for key, value in params.items()}
+        return type(self)(source=source, **params)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Training-time parts share layers with model_; pickle keeps model_ alone.
+        state.pop("_network", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+    # -- validation --------------------------------------------------------------
+
+    def _check_params(self):
+        if self.source is None:
+            raise ValueError(
+                "source is required: pass a keras.Model, a path to a .keras file "
+                "or a callable returning a model"
+            )
+        _check_number("alpha", self.alpha, numbers.Real, 0, 1, high_open=True)
+        if self.source_loss not in _SOURCE_LOSSES:
+            raise ValueError(
+                f"source_loss must be one of {_SOURCE_LOSSES}; got {self.source_loss!r}"
+            )
+        if self.input_adapter not in _ADAPTERS:
+            raise ValueError(
+                f"input_adapter must be one of {_ADAPTERS}; got {self.input_adapter!r}"
+            )
+        if not (
+            self.cut is None
+            or isinstance(self.cut, str)
+            or (isinstance(self.cut, numbers.Integral) and not isinstance(self.cut, bool))
+        ):
+            raise ValueError(f"cut must be None, a layer index or a layer name; got {self.cut!r}")
+        if not (self.freeze == "all" or isinstance(self.freeze, numbers.Integral)):
+            raise ValueError(f"freeze must be an integer or 'all'; got {self.freeze!r}")
+        if not isinstance(self.optimizer, str):
+            raise ValueError(f"optimizer must be a Keras optimizer name; got {self.optimizer!r}")
+        _check_number("learning_rate", self.learning_rate, numbers.Real, 0, low_open=True)
+        _check_number("epochs", self.epochs, numbers.Integral, 1)
+        _check_number("batch_size", self.batch_size, numbers.Integral, 1)
+        _check_number(
+            "validation_fraction",
+            self.validation_fraction,
+            numbers.Real,
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+        )
+        _check_number("n_iter_no_change", self.n_iter_no_change, numbers.Integral, 1)
+        _check_number("verbose", self.verbose, numbers.Integral, 0)
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise ValueError(
+                f"callbacks must be None or a list of Keras callbacks; got {self.callbacks!r}"
+            )
+
+    # -- fitting -----------------------------------------------------------------
+
+    def _make_optimizer(self):
+        import keras
+
+        try:
+            optimizer = keras.optimizers.get(self.optimizer)
+        except ValueError:
+            raise ValueError(
+                f"optimizer={self.optimizer!r} is not a Keras optimizer name; use "
+                "e.g. 'adam', 'sgd', 'rmsprop' or 'adamw'"
+            ) from None
+        config = optimizer.get_config()
+        config["learning_rate"] = float(self.learning_rate)
+        return type(optimizer).from_config(config)
+
+    def _network_for(self, source, n_features, n_outputs, activation, seed, distill):
+        from ._network import BODY, FROZEN, HEAD, build_network, parts_of
+
+        warm = self.warm_start and hasattr(self, "model_")
+        if warm and getattr(self, "_network", None) is not None:
+            return self._network
+        network = build_network(
+            source,
+            n_features=n_features,
+            n_outputs=n_outputs,
+            output_activation=activation,
+            cut=self.cut,
+            freeze=self.freeze,
+            head=self.head,
+            input_adapter=self.input_adapter,
+            pretrained=self.pretrained,
+            seed=seed,
+            distill=distill,
+        )
+        if warm:
+            # After unpickling only model_ is left: train its parts again.
+            from ._network import ADAPTER
+
+            parts = parts_of(self.model_)
+            network.model = self.model_
+            network.adapter, network.frozen = parts[ADAPTER], parts[FROZEN]
+            network.body, network.head = parts[BODY], parts[HEAD]
+        return network
+
+    def _fit(self, X, y, sample_weight, task, n_outputs, activation):
+        """Train the target network on validated, encoded data."""
+        import keras
+
+        from ._batches import Batches, call_batched
+        from ._network import functional_graph
+        from ._objective import TransferNet
+        from ._source import resolve_source
+
+        seeds = fit_seeds(self.random_state)
+        source = resolve_source(self.source)
+        graph = functional_graph(source)
+        distill = self.source_loss == "distill" and self.alpha > 0
+        if self.warm_start and hasattr(self, "model_"):
+            if self.model_.input_shape[-1] != X.shape[1]:
+                raise ValueError(
+                    f"warm_start=True, but X has {X.shape[1]} features and the fitted "
+                    f"network takes {self.model_.input_shape[-1]}"
+                )
+        network = self._network_for(
+            source, X.shape[1], n_outputs, activation, seeds["init"], distill
+        )
+
+        targets = y
+        scale = 1.0
+        if distill:
+            if network.teacher is None:
+                source_x = X.reshape((len(X), *graph.input.shape[1:]))
+                teacher = call_batched([graph], source_x).astype(np.float32)
+                targets = (y, teacher)
+            else:
+                teacher = call_batched([network.adapter, network.teacher], X)
+            if network.source_output == "linear":
+                variance = float(np.mean(np.var(teacher, axis=0)))
+                scale = variance if variance > 1e-12 else 1.0
+
+        anchors = []
+        if self.source_loss == "l2sp" and network.body is not None:
+            for layer in network.body.layers:
+                if layer.trainable_weights and layer.name in {
+                    lyr.name for lyr in graph.layers
+                }:
+                    originals = graph.get_layer(layer.name).trainable_weights
+                    anchors.extend(
+                        (variable, np.asarray(original.numpy()))
+                        for variable, original in zip(layer.trainable_weights, originals)
+                    )
+
+        net = TransferNet(
+            network,
+            task=task,
+            alpha=self.alpha,
+            source_loss=self.source_loss,
+            anchors=anchors,
+            scale=scale,
+        )
+        net.compile(optimizer=self._make_optimizer(), jit_compile=False)
+
+        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        validation = None
+        rows = np.arange(len(X))
+        if self.early_stopping:
+            train_rows, val_rows = self._validation_split(rows, y, seeds["split"])
+            validation = Batches(
+                X[val_rows],
+                _take(targets, val_rows),
+                sample_weight[val_rows],
+                _PREDICT_BATCH,
+            )
+            rows = train_rows
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_target_loss",
+                    mode="min",
+                    patience=self.n_iter_no_change,
+                    restore_best_weights=True,
+                )
+            )
+        batches = Batches(
+            X[rows],
+            _take(targets, rows),
+            sample_weight[rows],
+            min(self.batch_size, len(rows)),
+            seed=seeds["shuffle"],
+        )
+        history = net.fit(
+            batches,
+            validation_data=validation,
+            epochs=self.epochs,
+            shuffle=False,  # Batches shuffles with its own seeded generator
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+
+        self.model_ = network.model
+        self._network = network
+        self.history_ = {
+            key: [float(v) for v in values] for key, values in history.history.items()
+        }
+        self.n_iter_ = len(self.history_["loss"])
+        self.frozen_layers_ = list(network.frozen_layers)
+        self.input_adapter_ = network.adapter_kind
+        return self
+
+    def _validation_split(self, rows, y, seed):
+        n_val = int(np.ceil(self.validation_fraction * len(rows)))
+        if len(rows) < 2 or n_val >= len(rows):
+            raise ValueError(
+                f"early_stopping=True needs more training samples: {len(rows)} "
+                f"samples leave none to train on with validation_fraction="
+                f"{self.validation_fraction}"
+            )
+        stratify = y if getattr(self, "_stratify", False) else None
+        try:
+            return train_test_split(rows, test_size=n_val, random_state=seed, stratify=stratify)
+        except ValueError:  # a class too rare to stratify
+            return train_test_split(rows, test_size=n_val, random_state=seed)
+
+    # -- prediction --------------------------------------------------------------
+
+    def _forward(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
+        model = self.model_
+        if len(X) <= _PREDICT_BATCH:
+            return np.asarray(model.predict_on_batch(X))
+        first = np.asarray(model.predict_on_batch(X[:_PREDICT_BATCH]))
+        out = np.empty((len(X), *first.shape[1:]), dtype=first.dtype)
+        out[:_PREDICT_BATCH] = first
+        for start in range(_PREDICT_BATCH, len(X), _PREDICT_BATCH):
+            stop = start + _PREDICT_BATCH
+            out[start:stop] = model.predict_on_batch(X[start:stop])
+        return out
+
+
+def _take(targets, rows):
+    if isinstance(targets, tuple):
+        return tuple(part[rows] for part in targets)
+    return targets[rows]
+
+
+def _validated_weights(sample_weight, X):
+    return _check_sample_weight(sample_weight, X, dtype=np.float32)
+
+
+class TransferClassifier(ClassifierMixin, BaseTransfer):
+    __doc__ = (
+        """Classifier that transfers a Keras source model to a new task.
+
+    The source model is cut below its output layer, its first ``freeze``
+    weighted layers are frozen, a new head is added for the target classes,
+    and the network is trained on
+    ``L = (1 - alpha) * L_target + alpha * L_source``, with cross-entropy as
+    ``L_target`` and ``L_source`` set by ``source_loss``.
+"""
+        + _PARAMETERS_DOC
+        + """
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the target loss, as in scikit-learn
+        (multiplied with ``sample_weight``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+"""
+        + _ATTRIBUTES_DOC
+        + """
+    See Also
+    --------
+    TransferRegressor : The same transfer for regression targets.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from sklearn.datasets import load_iris
+    >>> from sktransfer import TransferClassifier
+    >>> source = keras.Sequential([
+    ...     keras.Input((4,)),
+    ...     keras.layers.Dense(16, activation="relu"),
+    ...     keras.layers.Dense(3, activation="softmax"),
+    ... ])
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = TransferClassifier(source, freeze=1, epochs=20, random_state=0)
+    >>> clf.fit(X, y).predict(X[:3]).shape
+    (3,)
+    >>> clf.frozen_layers_ == [source.layers[0].name]
+    True
+    """
+    )
+
+    _stratify = True
+
+    def __init__(
+        self,
+        source=None,
+        *,
+        freeze=0,
+        alpha=0.0,
+        source_loss="distill",
+        cut=None,
+        head=None,
+        input_adapter="auto",
+        pretrained=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        epochs=100,
+        batch_size=32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        class_weight=None,
+        callbacks=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            source,
+            freeze=freeze,
+            alpha=alpha,
+            source_loss=source_loss,
+            cut=cut,
+            head=head,
+            input_adapter=input_adapter,
+            pretrained=pretrained,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            epochs=epochs,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            callbacks=callbacks,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.class_weight = class_weight
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the transferred network to the target data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target inputs.
+        y : array-like of shape (n_samples,)
+            Target labels of any type (strings, integers, booleans).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the target loss.
+
+        Returns
+        -------
+        self : TransferClassifier
+            The fitted estimator.
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=_FLOATS)
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        classes, encoded = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "TransferClassifier needs samples of at least 2 classes in y; "
+                f"got 1 class: {classes[0]!r}"
+            )
+        if self.warm_start and hasattr(self, "classes_"):
+            if not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"warm_start=True, but y has classes {classes.tolist()} and the "
+                    f"fitted estimator has {self.classes_.tolist()}"
+                )
+        sample_weight = _validated_weights(sample_weight, X)
+        if self.class_weight is not None:
+            sample_weight = sample_weight * compute_sample_weight(self.class_weight, y).astype(
+                np.float32
+            )
+        self.classes_ = classes
+        binary = len(classes) == 2
+        return self._fit(
+            X.astype(np.float32, copy=False),
+            encoded.astype(np.float32 if binary else np.int32),
+            sample_weight,
+            task="binary" if binary else "multiclass",
+            n_outputs=1 if binary else len(classes),
+            activation="sigmoid" if binary else "softmax",
+        )
+
+    def predict_proba(self, X):
+        """Class probabilities of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, in the order of ``classes_``.
+        """
+        out = self._forward(X).astype(np.float64)
+        if len(self.classes_) == 2:
+            out = np.column_stack([1.0 - out[:, 0], out[:, 0]])
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted class labels of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class TransferRegressor(RegressorMixin, BaseTransfer):
+    __doc__ = (
+        """Regressor that transfers a Keras source model to a new task.
+
+    The source model is cut below its output layer, its first ``freeze``
+    weighted layers are frozen, a new linear head is added for the targets,
+    and the network is trained on
+    ``L = (1 - alpha) * L_target + alpha * L_source``, with the mean squared
+    error of the standardised targets as ``L_target`` and ``L_source`` set by
+    ``source_loss``. Predictions are returned in the original units.
+"""
+        + _PARAMETERS_DOC
+        + """
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of regression targets.
+"""
+        + _ATTRIBUTES_DOC
+        + """
+    See Also
+    --------
+    TransferClassifier : The same transfer for class labels.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sktransfer import TransferRegressor
+    >>> source = keras.Sequential([
+    ...     keras.Input((10,)),
+    ...     keras.layers.Dense(16, activation="relu"),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = TransferRegressor(source, alpha=0.3, source_loss="l2sp",
+    ...                         epochs=5, random_state=0).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+    )
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the transferred network to the target data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the target loss.
+
+        Returns
+        -------
+        self : TransferRegressor
+            The fitted estimator.
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=_FLOATS, multi_output=True, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(len(y), -1)
+        if self.warm_start and hasattr(self, "n_outputs_"):
+            if Y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"warm_start=True, but y has {Y.shape[1]} outputs and the fitted "
+                    f"estimator has {self.n_outputs_}"
+                )
+        else:
+            scale = Y.std(axis=0)
+            self._y_mean = Y.mean(axis=0)
+            self._y_scale = np.where(scale > 0, scale, 1.0)
+        self._y_ndim = y.ndim
+        self.n_outputs_ = Y.shape[1]
+        sample_weight = _validated_weights(sample_weight, X)
+        return self._fit(
+            X.astype(np.float32, copy=False),
+            ((Y - self._y_mean) / self._y_scale).astype(np.float32),
+            sample_weight,
+            task="regression",
+            n_outputs=self.n_outputs_,
+            activation="linear",
+        )
+
+    def predict(self, X):
+        """Predicted targets of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions, shaped like the ``y`` given to ``fit``.
+        """
+        out = self._forward(X).astype(np.float64) * self._y_scale + self._y_mean
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
