@@ -51,8 +51,5 @@ def call_batched(models, x, batch_size=1024):
             chunk = model(chunk, training=False)
         return keras.ops.convert_to_numpy(chunk)
 
-    chunks = [
-        forward(x[i : i + batch_size])
-        for i in range(0, len(x), batch_size)
-    ]
+    chunks = [forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks)

@@ -119,9 +119,7 @@ def resolve_cut(cut, layers):
         cut = -2
     if isinstance(cut, str):
         if cut not in names:
-            raise ValueError(
-                f"cut={cut!r} names no layer of the source; its layers are {names}"
-            )
+            raise ValueError(f"cut={cut!r} names no layer of the source; its layers are {names}")
         return names.index(cut)
     n = len(layers)
     if not -n <= cut < n:
@@ -248,8 +246,7 @@ def head_units(head):
     if isinstance(head, (int, np.integer)) and not isinstance(head, bool):
         head = (head,)
     if isinstance(head, (tuple, list)) and all(
-        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0
-        for h in head
+        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in head
     ):
         return tuple(int(h) for h in head)
     raise ValueError(

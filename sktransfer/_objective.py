@@ -124,7 +124,9 @@ class TransferNet(keras.Model):
             source = ops.sum(
                 [
                     ops.sum(ops.square(variable - anchor))
-                    for (variable, _), anchor in zip(self.anchored, self.anchor_values)
+                    for (variable, _), anchor in zip(
+                        self.anchored, self.anchor_values, strict=True
+                    )
                 ]
             ) / ops.cast(self.anchor_norm, out.dtype)
         else:

@@ -35,8 +35,7 @@ def load_model_file(path, *, safe_mode=True):
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for a bad file
         raise ValueError(
-            f"source: could not load a Keras model from {path!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"source: could not load a Keras model from {path!r}: {type(exc).__name__}: {exc}"
         ) from None
     if not _is_keras_model(model):
         raise ValueError(f"source: {path!r} does not hold a Keras model")

@@ -365,13 +365,13 @@ class BaseTransfer(BaseEstimator):
         anchors = []
         if self.source_loss == "l2sp" and network.body is not None:
             for layer in network.body.layers:
-                if layer.trainable_weights and layer.name in {
-                    lyr.name for lyr in graph.layers
-                }:
+                if layer.trainable_weights and layer.name in {lyr.name for lyr in graph.layers}:
                     originals = graph.get_layer(layer.name).trainable_weights
                     anchors.extend(
                         (variable, np.asarray(original.numpy()))
-                        for variable, original in zip(layer.trainable_weights, originals)
+                        for variable, original in zip(
+                            layer.trainable_weights, originals, strict=True
+                        )
                     )
 
         net = TransferNet(
@@ -646,7 +646,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class TransferRegressor(RegressorMixin, BaseTransfer):

@@ -38,7 +38,9 @@ def train_source(x, y, n_classes, epochs=40, seed=0):
         [
             keras.Input((x.shape[1],)),
             keras.layers.Dense(64, activation="relu", kernel_initializer=init(seed), name="h1"),
-            keras.layers.Dense(32, activation="relu", kernel_initializer=init(seed + 1), name="h2"),
+            keras.layers.Dense(
+                32, activation="relu", kernel_initializer=init(seed + 1), name="h2"
+            ),
             keras.layers.Dense(
                 n_classes, activation="softmax", kernel_initializer=init(seed + 2), name="out"
             ),
