@@ -1,7 +1,19 @@
 """Transfer learning from Keras models as scikit-learn estimators."""
 
-from .estimators import TransferClassifier, TransferRegressor
+from .estimators import SourceData, TransferClassifier, TransferRegressor
+from .features import SourceFeatures
+from .selection import h_score, leep, logme, rank_sources
 
 __version__ = "0.1.0"
 
-__all__ = ["TransferClassifier", "TransferRegressor", "__version__"]
+__all__ = [
+    "SourceData",
+    "SourceFeatures",
+    "TransferClassifier",
+    "TransferRegressor",
+    "__version__",
+    "h_score",
+    "leep",
+    "logme",
+    "rank_sources",
+]

@@ -5,7 +5,7 @@ can call the frozen part in inference mode and the fitted ``model_`` stays a
 plain functional Keras model that saves as ``.keras`` with no custom objects::
 
     X (n_features,) -> adapter -> frozen -> body -> head -> target output
-                                              \\-> source head (distillation only)
+                                              \\-> source head (distill, joint)
 
 Every rule about layers (which count for ``freeze``, where ``cut`` falls, how
 X is mapped onto the source input) is written once, here.
@@ -102,7 +102,7 @@ def clone_seeded(model, rng):
     return keras.models.clone_model(model, clone_function=clone_layer)
 
 
-def _layer_output(layer):
+def layer_output(layer):
     try:
         return layer.output
     except (AttributeError, ValueError):
@@ -112,22 +112,29 @@ def _layer_output(layer):
         ) from None
 
 
-def resolve_cut(cut, layers):
-    """Index (into ``layers``) of the last layer of the body."""
+def resolve_cut(cut, layers, param="cut"):
+    """Index into ``layers`` of the layer that ``cut`` designates.
+
+    ``cut`` is a layer name, an index (negative counts from the end) or None
+    for ``-2``, the layer before the output layer. ``param`` names the
+    parameter in error messages.
+    """
     names = [lyr.name for lyr in layers]
     if cut is None:
         cut = -2
     if isinstance(cut, str):
         if cut not in names:
-            raise ValueError(f"cut={cut!r} names no layer of the source; its layers are {names}")
+            raise ValueError(
+                f"{param}={cut!r} names no layer of the source; its layers are {names}"
+            )
         return names.index(cut)
     n = len(layers)
-    if not -n <= cut < n:
+    if isinstance(cut, bool) or not isinstance(cut, (int, np.integer)) or not -n <= cut < n:
         raise ValueError(
-            f"cut={cut!r} is out of range: the source has {n} layers (input "
-            f"layers not counted), so cut must be in [{-n}, {n - 1}] or a layer name"
+            f"{param}={cut!r} is not valid: the source has {n} layers (input layers "
+            f"not counted), so {param} must be an integer in [{-n}, {n - 1}] or a layer name"
         )
-    return cut % n
+    return int(cut) % n
 
 
 def resolve_freeze(freeze, body_layers):
@@ -159,7 +166,7 @@ def _split_body(body, body_layers, n_frozen):
     import keras
 
     for j in range(n_frozen, 0, -1):
-        boundary = _layer_output(body_layers[j - 1])
+        boundary = layer_output(body_layers[j - 1])
         try:
             rest = keras.Model(boundary, body.output, name=BODY)
         except ValueError:
@@ -267,7 +274,7 @@ def build_network(
     input_adapter,
     pretrained,
     seed,
-    distill=False,
+    source_loss=None,
 ):
     """Build the target network for a source model.
 
@@ -276,11 +283,12 @@ def build_network(
     source : keras.Model
         The resolved source model. It is only read: the network is built on a
         clone.
-    distill : bool
-        Also build what distillation needs: the part of the source after
-        ``cut`` (the student's source head) and, when the input adapter is
-        trainable so that teacher outputs cannot be computed in advance, a
-        frozen copy of the whole source.
+    source_loss : {None, "distill", "l2sp", "joint"}
+        The active source-knowledge term. ``"distill"`` and ``"joint"`` also
+        build the part of the source after ``cut`` (the source head);
+        ``"distill"`` with a trainable input adapter, where teacher outputs
+        cannot be computed in advance, also builds a frozen copy of the
+        whole source.
     """
     import keras
 
@@ -293,7 +301,7 @@ def build_network(
 
     layers = graph_layers(clone)
     cut_index = resolve_cut(cut, layers)
-    cut_tensor = _layer_output(layers[cut_index])
+    cut_tensor = layer_output(layers[cut_index])
     body = keras.Model(clone.input, cut_tensor, name=BODY)
     body_layers = graph_layers(body)
     n_frozen = resolve_freeze(freeze, body_layers)
@@ -331,16 +339,16 @@ def build_network(
         frozen_layers=[layer.name for layer in frozen_set],
         source_output=_activation_name(graph_layers(graph)[-1]),
     )
-    if distill and cut_index < len(layers) - 1:
+    if source_loss in ("distill", "joint") and cut_index < len(layers) - 1:
         try:
             net.source_head = keras.Model(cut_tensor, clone.output, name="source_head")
         except ValueError:
             raise ValueError(
                 f"cut={cut!r} does not split the source into a body and a head: "
-                "other paths bypass it, so source_loss='distill' cannot use the "
-                "source's own output layers"
+                f"other paths bypass it, so source_loss={source_loss!r} cannot use "
+                "the source's own output layers"
             ) from None
-    if distill and kind == "dense":
+    if source_loss == "distill" and kind == "dense":
         net.teacher = keras.models.clone_model(source)
         net.teacher.set_weights(source.get_weights())
         net.teacher.trainable = False

@@ -41,18 +41,63 @@ def distill_loss(teacher, student, kind, scale):
     return ops.mean(per_sample)
 
 
+def source_task_loss(kind, sparse, scale):
+    """Per-batch loss of the source head on the source task's own labels.
+
+    Cross-entropy for a softmax head (``sparse`` integer labels or one-hot
+    rows), binary cross-entropy for a sigmoid head, and otherwise the squared
+    error divided by the variance of the source targets (``scale``).
+    """
+    if kind == "softmax":
+        if sparse:
+            return lambda y, p: ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
+        return lambda y, p: ops.mean(keras.losses.categorical_crossentropy(y, p))
+    if kind == "sigmoid":
+        return lambda y, p: ops.mean(keras.losses.binary_crossentropy(y, p))
+    return lambda y, p: ops.mean(ops.square(p - y)) / scale
+
+
+def scaled_optimizer(optimizer, variables, scale):
+    """``optimizer`` with the updates of ``variables`` scaled by ``scale``.
+
+    The learning rate itself is scaled inside ``update_step``, so the size of
+    the update shrinks by ``scale`` for every optimizer, Adam included (Adam
+    ignores a scaled gradient).
+    """
+    if scale == 1.0:
+        return optimizer
+    # The TensorFlow backend hands update_step the backend variable (.value).
+    scaled = {id(v) for v in variables} | {id(getattr(v, "value", v)) for v in variables}
+    base = type(optimizer)
+
+    class ScaledOptimizer(base):
+        def update_step(self, gradient, variable, learning_rate):
+            if id(variable) in scaled:
+                learning_rate = learning_rate * scale
+            return super().update_step(gradient, variable, learning_rate)
+
+    ScaledOptimizer.__name__ = f"Scaled{base.__name__}"
+    return ScaledOptimizer.from_config(optimizer.get_config())
+
+
 class TransferNet(keras.Model):
     """Training-time wrapper around the parts of a target network.
 
     The frozen prefix is always called with ``training=False`` (so its
     BatchNorm and Dropout run in inference mode whatever ``fit`` asks), and
-    the loss adds the source-knowledge term to the target loss.
+    the loss adds the source-knowledge term ``mode`` to the target loss:
 
-    ``y`` for ``fit`` is ``(y_target, teacher_outputs)`` when the teacher
-    outputs are precomputed, else ``y_target``.
+    - ``"distill"``: ``y`` is ``(y_target, teacher_outputs)`` when teacher
+      outputs are precomputed, else ``y_target`` (the network holds a frozen
+      teacher);
+    - ``"joint"``: ``x`` is ``(x_target, x_source)`` and ``y`` is
+      ``(y_target, y_source)``;
+    - ``"l2sp"``: ``anchors`` pairs each trainable transferred variable with
+      its source value;
+    - ``None``: plain fine-tuning.
     """
 
-    def __init__(self, network, *, task, alpha, source_loss, anchors=(), scale=1.0):
+    def __init__(self, network, *, task, alpha, mode, anchors=(), scale=1.0, source_loss=None):
         super().__init__()
         self.network = network
         self.adapter = network.adapter
@@ -60,14 +105,14 @@ class TransferNet(keras.Model):
         self.body = network.body
         self.head = network.head
         self.source_head = network.source_head
-        self.teacher = network.teacher
+        self.teacher = network.teacher if mode == "distill" else None
         self.task = task
         self.alpha = float(alpha)
-        self.source_loss_kind = source_loss
-        self.distill = source_loss == "distill" and self.alpha > 0
+        self.mode = mode
         self.scale = float(scale)
         self._target_loss = target_loss_fn(task)
-        self.anchored = [(variable, value) for variable, value in anchors]
+        self._source_task_loss = source_loss
+        self.anchored = [variable for variable, _ in anchors]
         if self.anchored:
             self.anchor_values = [
                 self.add_weight(
@@ -76,61 +121,72 @@ class TransferNet(keras.Model):
                     trainable=False,
                     name=f"anchor_{i}",
                 )
-                for i, (_, value) in enumerate(self.anchored)
+                for i, (_, value) in enumerate(anchors)
             ]
             self.anchor_norm = max(
-                float(sum((value.astype("float64") ** 2).sum() for _, value in anchors)),
-                _EPS,
+                float(sum((value.astype("float64") ** 2).sum() for _, value in anchors)), _EPS
             )
         self.target_tracker = keras.metrics.Mean(name="target_loss")
         self.source_tracker = keras.metrics.Mean(name="source_loss")
 
-    def call(self, x, training=None):
-        z = x
-        if self.adapter is not None:
-            z = self.adapter(z, training=training)
-        adapted = z
+    def _features(self, z, training):
+        """Body features of an input already in the source's input space."""
         if self.frozen is not None:
             z = self.frozen(z, training=False)
         if self.body is not None:
             z = self.body(z, training=training)
-        out = self.head(z, training=training)
-        if not self.distill:
+        return z
+
+    def _source_out(self, features, training):
+        if self.source_head is None:
+            return features
+        return self.source_head(features, training=training)
+
+    def call(self, x, training=None):
+        if self.mode == "joint":
+            x, x_source = x
+        adapted = x if self.adapter is None else self.adapter(x, training=training)
+        features = self._features(adapted, training)
+        out = self.head(features, training=training)
+        if self.mode == "joint":
+            source_features = self._features(x_source, training)
+            return out, self._source_out(source_features, training)
+        if self.mode != "distill":
             return out
-        student = self.source_head(z, training=training) if self.source_head else z
+        student = self._source_out(features, training)
         if self.teacher is None:
             return out, student
-        teacher = ops.stop_gradient(self.teacher(adapted, training=False))
-        return out, student, teacher
+        return out, student, ops.stop_gradient(self.teacher(adapted, training=False))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if self.distill:
+    def _source_term(self, y, y_pred):
+        """Split targets and outputs, and compute ``L_source``."""
+        if self.mode == "joint":
+            (y, y_source), (out, source_out) = y, y_pred
+            return y, out, self._source_task_loss(y_source, source_out)
+        if self.mode == "distill":
             if self.teacher is None:
-                y, teacher = y
-                out, student = y_pred
+                (y, teacher), (out, student) = y, y_pred
             else:
                 out, student, teacher = y_pred
-        else:
-            out = y_pred
+            return y, out, distill_loss(teacher, student, self.network.source_output, self.scale)
+        if self.mode == "l2sp":
+            distance = ops.sum(
+                [
+                    ops.sum(ops.square(variable - anchor))
+                    for variable, anchor in zip(self.anchored, self.anchor_values, strict=True)
+                ]
+            )
+            return y, y_pred, distance / ops.cast(self.anchor_norm, y_pred.dtype)
+        return y, y_pred, ops.zeros((), dtype=y_pred.dtype)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y, out, source = self._source_term(y, y_pred)
         per_sample = self._target_loss(y, out)
         if sample_weight is None:
             target = ops.mean(per_sample)
         else:
             weight = ops.cast(ops.reshape(sample_weight, ops.shape(per_sample)), out.dtype)
             target = ops.sum(per_sample * weight) / ops.maximum(ops.sum(weight), _EPS)
-        if self.distill:
-            source = distill_loss(teacher, student, self.network.source_output, self.scale)
-        elif self.anchored and self.alpha > 0:
-            source = ops.sum(
-                [
-                    ops.sum(ops.square(variable - anchor))
-                    for (variable, _), anchor in zip(
-                        self.anchored, self.anchor_values, strict=True
-                    )
-                ]
-            ) / ops.cast(self.anchor_norm, out.dtype)
-        else:
-            source = ops.zeros((), dtype=out.dtype)
         loss = (1.0 - self.alpha) * target + self.alpha * source
         if self.losses:
             loss = loss + ops.sum(self.losses)

@@ -82,3 +82,25 @@ def source_name(source):
     if wrapped is not None:
         return f"{type(source).__name__}({wrapped.name})"
     return getattr(source, "__name__", type(source).__name__)
+
+
+def clone_sharing_source(estimator):
+    """``sklearn.clone`` for an estimator with a ``source`` parameter, sharing it.
+
+    The source is never mutated, so clones can share it: deep-copying a large
+    Keras model for every candidate and fold would dominate a grid search.
+    Everything else is cloned as ``sklearn.base.clone`` does, including
+    metadata requests and ``set_output`` configuration.
+    """
+    import copy
+
+    from sklearn.base import clone
+
+    params = estimator.get_params(deep=False)
+    source = params.pop("source")
+    params = {key: clone(value, safe=False) for key, value in params.items()}
+    new = type(estimator)(source=source, **params)
+    for attribute in ("_metadata_request", "_sklearn_output_config"):
+        if hasattr(estimator, attribute):
+            setattr(new, attribute, copy.deepcopy(getattr(estimator, attribute)))
+    return new

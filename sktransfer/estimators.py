@@ -4,7 +4,7 @@ import copy
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -16,9 +16,10 @@ from sklearn.utils.validation import (
 )
 
 from ._seeds import fit_seeds
+from ._source import clone_sharing_source
 
 _FLOATS = (np.float64, np.float32)
-_SOURCE_LOSSES = ("distill", "l2sp")
+_SOURCE_LOSSES = ("distill", "l2sp", "joint")
 _ADAPTERS = ("auto", "reshape", "dense", None)
 _PREDICT_BATCH = 4096
 
@@ -45,7 +46,7 @@ _PARAMETERS_DOC = """
         ``L = (1 - alpha) * L_target + alpha * L_source``. ``alpha=0`` is plain
         fine-tuning.
 
-    source_loss : {"distill", "l2sp"}, default="distill"
+    source_loss : {"distill", "l2sp", "joint"}, default="distill"
         The source-knowledge term ``L_source``:
 
         - ``"distill"`` (Learning without Forgetting): the source's own output
@@ -60,8 +61,16 @@ _PARAMETERS_DOC = """
           summed over the trainable transferred weights ``w`` with their
           source values ``w_0``: the squared relative distance from the source.
 
-        Both terms are dimensionless and zero at the source, so sweeping
-        ``alpha`` over [0, 1) goes from no constraint to a dominant one.
+        - ``"joint"``: the source task's own loss on source data, passed to
+          ``fit`` as ``source_data=SourceData(X_source, y_source)``. Each
+          training step draws a batch of source data and computes, through
+          the source head, cross-entropy for a softmax source (integer labels
+          or one-hot rows), binary cross-entropy for a sigmoid source, and
+          otherwise ``mean((s(x) - y)**2) / var(y_source)``.
+
+        All three terms are dimensionless and zero (or minimal) at the
+        source, so sweeping ``alpha`` over [0, 1) goes from no constraint to
+        a dominant one.
 
     cut : int, str or None, default=None
         Last layer of the source body, as an index into the source's layers
@@ -85,6 +94,17 @@ _PARAMETERS_DOC = """
         If False, keep the architecture and the freezing but re-initialise
         every weight: the from-scratch baseline that transfer must beat. The
         source-knowledge term still refers to the real source model.
+
+    head_warmup : int, default=0
+        Number of the ``epochs`` that train only the new layers (head and
+        input adapter) with every transferred layer frozen, before the layers
+        that ``freeze`` leaves trainable are unfrozen: linear probing, then
+        fine-tuning (Kumar et al. 2022). Skipped when warm-starting.
+
+    source_lr_scale : float >= 0, default=1.0
+        Learning rate of the transferred layers relative to the new layers
+        (discriminative learning rates, as in ULMFiT). The update itself is
+        scaled, so it works under Adam too.
 
     optimizer : str, default="adam"
         Name of a Keras optimizer (``"adam"``, ``"sgd"``, ``"rmsprop"``,
@@ -182,6 +202,8 @@ class BaseTransfer(BaseEstimator):
         head=None,
         input_adapter="auto",
         pretrained=True,
+        head_warmup=0,
+        source_lr_scale=1.0,
         optimizer="adam",
         learning_rate=1e-3,
         epochs=100,
@@ -202,6 +224,8 @@ class BaseTransfer(BaseEstimator):
         self.head = head
         self.input_adapter = input_adapter
         self.pretrained = pretrained
+        self.head_warmup = head_warmup
+        self.source_lr_scale = source_lr_scale
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.epochs = epochs
@@ -217,12 +241,7 @@ class BaseTransfer(BaseEstimator):
     # -- scikit-learn protocol -------------------------------------------------
 
     def __sklearn_clone__(self):
-        # The source is never mutated, so clones share it: deep-copying a large
-        # Keras model on every clone would dominate a grid search.
-        params = self.get_params(deep=False)
-        source = params.pop("source")
-        params = {key: clone(value, safe=False) for key, value in params.items()}
-        return type(self)(source=source, **params)
+        return clone_sharing_source(self)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -263,6 +282,8 @@ class BaseTransfer(BaseEstimator):
         if not isinstance(self.optimizer, str):
             raise ValueError(f"optimizer must be a Keras optimizer name; got {self.optimizer!r}")
         _check_number("learning_rate", self.learning_rate, numbers.Real, 0, low_open=True)
+        _check_number("head_warmup", self.head_warmup, numbers.Integral, 0)
+        _check_number("source_lr_scale", self.source_lr_scale, numbers.Real, 0)
         _check_number("epochs", self.epochs, numbers.Integral, 1)
         _check_number("batch_size", self.batch_size, numbers.Integral, 1)
         _check_number(
@@ -297,8 +318,8 @@ class BaseTransfer(BaseEstimator):
         config["learning_rate"] = float(self.learning_rate)
         return type(optimizer).from_config(config)
 
-    def _network_for(self, source, n_features, n_outputs, activation, seed, distill):
-        from ._network import BODY, FROZEN, HEAD, build_network, parts_of
+    def _network_for(self, source, n_features, n_outputs, activation, seed, mode):
+        from ._network import ADAPTER, BODY, FROZEN, HEAD, build_network, parts_of
 
         warm = self.warm_start and hasattr(self, "model_")
         if warm and getattr(self, "_network", None) is not None:
@@ -314,58 +335,44 @@ class BaseTransfer(BaseEstimator):
             input_adapter=self.input_adapter,
             pretrained=self.pretrained,
             seed=seed,
-            distill=distill,
+            source_loss=mode,
         )
         if warm:
             # After unpickling only model_ is left: train its parts again.
-            from ._network import ADAPTER
-
             parts = parts_of(self.model_)
             network.model = self.model_
             network.adapter, network.frozen = parts[ADAPTER], parts[FROZEN]
             network.body, network.head = parts[BODY], parts[HEAD]
         return network
 
-    def _fit(self, X, y, sample_weight, task, n_outputs, activation):
-        """Train the target network on validated, encoded data."""
-        import keras
+    def _source_term(self, network, graph, X, y, source_data):
+        """Targets and settings for the active source-knowledge term.
 
-        from ._batches import Batches, call_batched
-        from ._network import functional_graph
-        from ._objective import TransferNet
-        from ._source import resolve_source
+        Returns ``(mode, targets, extra)`` where ``mode`` is the active term
+        (None when ``alpha=0``), ``targets`` what the network trains on, and
+        ``extra`` the keyword arguments of :class:`TransferNet` for it.
+        """
+        from ._batches import call_batched
+        from ._objective import source_task_loss
 
-        seeds = fit_seeds(self.random_state)
-        source = resolve_source(self.source)
-        graph = functional_graph(source)
-        distill = self.source_loss == "distill" and self.alpha > 0
-        if self.warm_start and hasattr(self, "model_"):
-            if self.model_.input_shape[-1] != X.shape[1]:
-                raise ValueError(
-                    f"warm_start=True, but X has {X.shape[1]} features and the fitted "
-                    f"network takes {self.model_.input_shape[-1]}"
-                )
-        network = self._network_for(
-            source, X.shape[1], n_outputs, activation, seeds["init"], distill
-        )
-
-        targets = y
-        scale = 1.0
-        if distill:
+        mode = self.source_loss if self.alpha > 0 else None
+        if mode == "distill":
             if network.teacher is None:
                 source_x = X.reshape((len(X), *graph.input.shape[1:]))
                 teacher = call_batched([graph], source_x).astype(np.float32)
-                targets = (y, teacher)
             else:
                 teacher = call_batched([network.adapter, network.teacher], X)
+            scale = 1.0
             if network.source_output == "linear":
                 variance = float(np.mean(np.var(teacher, axis=0)))
                 scale = variance if variance > 1e-12 else 1.0
-
-        anchors = []
-        if self.source_loss == "l2sp" and network.body is not None:
-            for layer in network.body.layers:
-                if layer.trainable_weights and layer.name in {lyr.name for lyr in graph.layers}:
+            targets = y if network.teacher is not None else (y, teacher)
+            return mode, targets, {"scale": scale}
+        if mode == "l2sp":
+            anchors = []
+            names = {layer.name for layer in graph.layers}
+            for layer in network.body.layers if network.body is not None else []:
+                if layer.trainable_weights and layer.name in names:
                     originals = graph.get_layer(layer.name).trainable_weights
                     anchors.extend(
                         (variable, np.asarray(original.numpy()))
@@ -373,36 +380,59 @@ class BaseTransfer(BaseEstimator):
                             layer.trainable_weights, originals, strict=True
                         )
                     )
+            return (mode, y, {"anchors": anchors}) if anchors else (None, y, {})
+        if mode == "joint":
+            x_source, y_source, sparse = _check_source_data(source_data, graph, network)
+            scale = 1.0
+            if network.source_output == "linear":
+                variance = float(np.mean(np.var(y_source, axis=0)))
+                scale = variance if variance > 1e-12 else 1.0
+            loss = source_task_loss(network.source_output, sparse, scale)
+            return mode, y, {"source_loss": loss, "source": (x_source, y_source)}
+        return None, y, {}
 
-        net = TransferNet(
-            network,
-            task=task,
-            alpha=self.alpha,
-            source_loss=self.source_loss,
-            anchors=anchors,
-            scale=scale,
+    def _fit(self, X, y, sample_weight, task, n_outputs, activation, source_data=None):
+        """Train the target network on validated, encoded data."""
+        import keras
+
+        from ._batches import Batches
+        from ._network import functional_graph
+        from ._objective import TransferNet, scaled_optimizer
+        from ._source import resolve_source
+
+        if self.source_loss == "joint" and source_data is None:
+            raise ValueError(
+                "source_loss='joint' needs the source task's data: pass "
+                "fit(X, y, source_data=SourceData(X_source, y_source))"
+            )
+        seeds = fit_seeds(self.random_state)
+        source = resolve_source(self.source)
+        graph = functional_graph(source)
+        warm = self.warm_start and hasattr(self, "model_")
+        if warm and self.model_.input_shape[-1] != X.shape[1]:
+            raise ValueError(
+                f"warm_start=True, but X has {X.shape[1]} features and the fitted "
+                f"network takes {self.model_.input_shape[-1]}"
+            )
+        active = self.source_loss if self.alpha > 0 else None
+        network = self._network_for(
+            source, X.shape[1], n_outputs, activation, seeds["init"], active
         )
-        net.compile(optimizer=self._make_optimizer(), jit_compile=False)
+        mode, targets, extra = self._source_term(network, graph, X, y, source_data)
+        source_rows = extra.pop("source", None)
+        net = TransferNet(network, task=task, alpha=self.alpha, mode=mode, **extra)
 
+        rows = np.arange(len(X))
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
         validation = None
-        rows = np.arange(len(X))
         if self.early_stopping:
-            train_rows, val_rows = self._validation_split(rows, y, seeds["split"])
+            rows, val_rows = self._validation_split(rows, y, seeds["split"])
             validation = Batches(
                 X[val_rows],
                 _take(targets, val_rows),
                 sample_weight[val_rows],
                 _PREDICT_BATCH,
-            )
-            rows = train_rows
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_target_loss",
-                    mode="min",
-                    patience=self.n_iter_no_change,
-                    restore_best_weights=True,
-                )
+                source=source_rows,
             )
         batches = Batches(
             X[rows],
@@ -410,22 +440,55 @@ class BaseTransfer(BaseEstimator):
             sample_weight[rows],
             min(self.batch_size, len(rows)),
             seed=seeds["shuffle"],
+            source=source_rows,
         )
-        history = net.fit(
-            batches,
-            validation_data=validation,
-            epochs=self.epochs,
-            shuffle=False,  # Batches shuffles with its own seeded generator
-            callbacks=callbacks,
-            verbose=self.verbose,
-        )
+
+        transferred = [
+            layer
+            for part in (network.body, network.source_head)
+            if part is not None
+            for layer in part.layers
+        ]
+        trainable = {id(layer): layer.trainable for layer in transferred}
+        warmup = 0 if warm else min(self.head_warmup, self.epochs)
+        history = {}
+        for start, stop in ((0, warmup), (warmup, self.epochs)):
+            if stop <= start:
+                continue
+            is_warmup = stop == warmup
+            for layer in transferred:
+                layer.trainable = trainable[id(layer)] and not is_warmup
+            phase_callbacks = list(callbacks)
+            if self.early_stopping and not is_warmup:
+                phase_callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        monitor="val_target_loss",
+                        mode="min",
+                        patience=self.n_iter_no_change,
+                        restore_best_weights=True,
+                    )
+                )
+            scaled = [v for layer in transferred for v in layer.trainable_weights]
+            optimizer = scaled_optimizer(self._make_optimizer(), scaled, self.source_lr_scale)
+            net.compile(optimizer=optimizer, jit_compile=False)
+            phase = net.fit(
+                batches,
+                validation_data=validation,
+                initial_epoch=start,
+                epochs=stop,
+                shuffle=False,  # Batches shuffles with its own seeded generator
+                callbacks=phase_callbacks,
+                verbose=self.verbose,
+            )
+            for key, values in phase.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+        for layer in transferred:
+            layer.trainable = trainable[id(layer)]
 
         self.model_ = network.model
         self._network = network
-        self.history_ = {
-            key: [float(v) for v in values] for key, values in history.history.items()
-        }
-        self.n_iter_ = len(self.history_["loss"])
+        self.history_ = history
+        self.n_iter_ = len(history["loss"])
         self.frozen_layers_ = list(network.frozen_layers)
         self.input_adapter_ = network.adapter_kind
         return self
@@ -459,6 +522,82 @@ class BaseTransfer(BaseEstimator):
             stop = start + _PREDICT_BATCH
             out[start:stop] = model.predict_on_batch(X[start:stop])
         return out
+
+
+class SourceData:
+    """The source task's data, for ``source_loss="joint"``.
+
+    A container rather than two arrays, so that scikit-learn never mistakes
+    the source rows for target samples: cross-validation slices fit
+    parameters that are as long as ``X``, but passes this object whole.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_source_samples, ...)
+        Source inputs, in the source model's input shape or flattened to 2-D.
+    y : array-like of shape (n_source_samples,) or (n_source_samples, n_outputs)
+        Source targets, as the source head expects them: class indices or
+        one-hot rows for a softmax head, 0/1 values for a sigmoid head,
+        values otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import SourceData
+    >>> SourceData(np.zeros((100, 4)), np.zeros(100, dtype=int))
+    SourceData(X: (100, 4), y: (100,))
+    """
+
+    def __init__(self, X, y):
+        self.X = X
+        self.y = y
+
+    def __repr__(self):
+        return f"SourceData(X: {np.shape(self.X)}, y: {np.shape(self.y)})"
+
+
+def _check_source_data(source_data, graph, network):
+    """Validate source data against the source's input and output heads."""
+    if not isinstance(source_data, SourceData):
+        raise TypeError(
+            "source_data must be a sktransfer.SourceData(X_source, y_source); got "
+            f"{type(source_data).__name__}"
+        )
+    input_shape = tuple(graph.input.shape[1:])
+    x = np.asarray(source_data.X, dtype=np.float32)
+    y = np.asarray(source_data.y)
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(
+            f"source_data holds {len(x)} inputs and {len(y)} targets; it needs the "
+            "same non-zero number of each"
+        )
+    if x.shape[1:] != input_shape:
+        if int(np.prod(x.shape[1:])) != int(np.prod(input_shape)):
+            raise ValueError(
+                f"source_data.X has shape {x.shape}, which does not fit the source "
+                f"input {(None, *input_shape)}"
+            )
+        x = x.reshape((len(x), *input_shape))
+    if not np.all(np.isfinite(x)):
+        raise ValueError("source_data.X contains NaN or infinity")
+    n_out = int(graph.output.shape[-1])
+    kind = network.source_output
+    if kind == "softmax" and y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_out:
+            raise ValueError(
+                f"source_data.y must hold class indices in [0, {n_out}) for the "
+                f"source's {n_out}-class softmax head, or one-hot rows; got values "
+                f"of dtype {y.dtype} in [{y.min()}, {y.max()}]"
+            )
+        return x, y.astype(np.int32), True
+    y = y.reshape(len(y), -1).astype(np.float32)
+    if y.shape[1] != n_out:
+        raise ValueError(
+            f"source_data.y has {y.shape[1]} columns but the source head has {n_out} outputs"
+        )
+    if kind == "sigmoid" and not np.all((y >= 0) & (y <= 1)):
+        raise ValueError("source_data.y must lie in [0, 1] for the source's sigmoid head")
+    return x, y, False
 
 
 def _take(targets, rows):
@@ -530,6 +669,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         head=None,
         input_adapter="auto",
         pretrained=True,
+        head_warmup=0,
+        source_lr_scale=1.0,
         optimizer="adam",
         learning_rate=1e-3,
         epochs=100,
@@ -552,6 +693,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
             head=head,
             input_adapter=input_adapter,
             pretrained=pretrained,
+            head_warmup=head_warmup,
+            source_lr_scale=source_lr_scale,
             optimizer=optimizer,
             learning_rate=learning_rate,
             epochs=epochs,
@@ -566,7 +709,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         )
         self.class_weight = class_weight
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, source_data=None):
         """Fit the transferred network to the target data.
 
         Parameters
@@ -577,6 +720,10 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
             Target labels of any type (strings, integers, booleans).
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in the target loss.
+        source_data : SourceData, default=None
+            The source task's data, required by ``source_loss="joint"`` and
+            ignored otherwise. It passes whole through ``Pipeline``,
+            ``GridSearchCV`` and ``cross_val_score``.
 
         Returns
         -------
@@ -613,6 +760,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
             task="binary" if binary else "multiclass",
             n_outputs=1 if binary else len(classes),
             activation="sigmoid" if binary else "softmax",
+            source_data=source_data,
         )
 
     def predict_proba(self, X):
@@ -692,7 +840,7 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
     """
     )
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, source_data=None):
         """Fit the transferred network to the target data.
 
         Parameters
@@ -703,6 +851,10 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
             Target values.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in the target loss.
+        source_data : SourceData, default=None
+            The source task's data, required by ``source_loss="joint"`` and
+            ignored otherwise. It passes whole through ``Pipeline``,
+            ``GridSearchCV`` and ``cross_val_score``.
 
         Returns
         -------
@@ -733,6 +885,7 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
             task="regression",
             n_outputs=self.n_outputs_,
             activation="linear",
+            source_data=source_data,
         )
 
     def predict(self, X):
