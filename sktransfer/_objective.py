@@ -41,8 +41,8 @@ def distill_loss(teacher, student, kind, scale):
     return ops.mean(per_sample)
 
 
-def source_task_loss(kind, sparse, scale):
-    """Per-batch loss of the source head on the source task's own labels.
+def source_task_loss(kind, sparse):
+    """Per-batch loss ``f(y, p, scale)`` of the source head on source labels.
 
     Cross-entropy for a softmax head (``sparse`` integer labels or one-hot
     rows), binary cross-entropy for a sigmoid head, and otherwise the squared
@@ -50,11 +50,11 @@ def source_task_loss(kind, sparse, scale):
     """
     if kind == "softmax":
         if sparse:
-            return lambda y, p: ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
-        return lambda y, p: ops.mean(keras.losses.categorical_crossentropy(y, p))
+            return lambda y, p, scale: ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
+        return lambda y, p, scale: ops.mean(keras.losses.categorical_crossentropy(y, p))
     if kind == "sigmoid":
-        return lambda y, p: ops.mean(keras.losses.binary_crossentropy(y, p))
-    return lambda y, p: ops.mean(ops.square(p - y)) / scale
+        return lambda y, p, scale: ops.mean(keras.losses.binary_crossentropy(y, p))
+    return lambda y, p, scale: ops.mean(ops.square(p - y)) / scale
 
 
 def scaled_optimizer(optimizer, variables, scale):
@@ -97,7 +97,18 @@ class TransferNet(keras.Model):
     - ``None``: plain fine-tuning.
     """
 
-    def __init__(self, network, *, task, alpha, mode, anchors=(), scale=1.0, source_loss=None):
+    def __init__(
+        self,
+        network,
+        *,
+        task,
+        alpha,
+        mode,
+        anchors=None,
+        scale=1.0,
+        source_loss=None,
+        prefix_cached=False,
+    ):
         super().__init__()
         self.network = network
         self.adapter = network.adapter
@@ -107,31 +118,47 @@ class TransferNet(keras.Model):
         self.source_head = network.source_head
         self.teacher = network.teacher if mode == "distill" else None
         self.task = task
-        self.alpha = float(alpha)
         self.mode = mode
-        self.scale = float(scale)
+        self.prefix_cached = prefix_cached
         self._target_loss = target_loss_fn(task)
         self._source_task_loss = source_loss
-        self.anchored = [variable for variable, _ in anchors]
-        if self.anchored:
+        # Values rather than Python constants, so that one traced training
+        # function serves every alpha (see _trainer).
+        constant = keras.initializers.Constant
+        self.alpha = self.add_weight(
+            shape=(), initializer=constant(float(alpha)), trainable=False, name="alpha"
+        )
+        self.scale = self.add_weight(
+            shape=(), initializer=constant(float(scale)), trainable=False, name="scale"
+        )
+        self._anchor_layers = tuple(anchors or ())
+        if self.mode == "l2sp":
+            values = [value for name in self._anchor_layers for value in anchors[name]]
             self.anchor_values = [
                 self.add_weight(
-                    shape=value.shape,
-                    initializer=keras.initializers.Constant(value),
-                    trainable=False,
-                    name=f"anchor_{i}",
+                    shape=value.shape, initializer=constant(value), trainable=False, name="anchor"
                 )
-                for i, (_, value) in enumerate(anchors)
+                for value in values
             ]
-            self.anchor_norm = max(
-                float(sum((value.astype("float64") ** 2).sum() for _, value in anchors)), _EPS
+            norm = max(float(sum((v.astype("float64") ** 2).sum() for v in values)), _EPS)
+            self.anchor_norm = self.add_weight(
+                shape=(), initializer=constant(norm), trainable=False, name="anchor_norm"
             )
         self.target_tracker = keras.metrics.Mean(name="target_loss")
         self.source_tracker = keras.metrics.Mean(name="source_loss")
 
+    def _anchored(self):
+        """The transferred variables that L2-SP pulls towards their anchors."""
+        return [
+            variable
+            for name in self._anchor_layers
+            for variable in self.body.get_layer(name).trainable_weights
+        ]
+
     def _features(self, z, training):
-        """Body features of an input already in the source's input space."""
-        if self.frozen is not None:
+        """Body features of an input in the source's input space (or past the
+        frozen prefix, when its outputs were computed before training)."""
+        if self.frozen is not None and not self.prefix_cached:
             z = self.frozen(z, training=False)
         if self.body is not None:
             z = self.body(z, training=training)
@@ -145,7 +172,9 @@ class TransferNet(keras.Model):
     def call(self, x, training=None):
         if self.mode == "joint":
             x, x_source = x
-        adapted = x if self.adapter is None else self.adapter(x, training=training)
+        adapted = x
+        if self.adapter is not None and not self.prefix_cached:
+            adapted = self.adapter(x, training=training)
         features = self._features(adapted, training)
         out = self.head(features, training=training)
         if self.mode == "joint":
@@ -162,21 +191,22 @@ class TransferNet(keras.Model):
         """Split targets and outputs, and compute ``L_source``."""
         if self.mode == "joint":
             (y, y_source), (out, source_out) = y, y_pred
-            return y, out, self._source_task_loss(y_source, source_out)
+            return y, out, self._source_task_loss(y_source, source_out, self.scale)
         if self.mode == "distill":
             if self.teacher is None:
                 (y, teacher), (out, student) = y, y_pred
             else:
                 out, student, teacher = y_pred
-            return y, out, distill_loss(teacher, student, self.network.source_output, self.scale)
+            kind = self.network.source_output
+            return y, out, distill_loss(teacher, student, kind, self.scale)
         if self.mode == "l2sp":
             distance = ops.sum(
                 [
                     ops.sum(ops.square(variable - anchor))
-                    for variable, anchor in zip(self.anchored, self.anchor_values, strict=True)
+                    for variable, anchor in zip(self._anchored(), self.anchor_values, strict=True)
                 ]
             )
-            return y, y_pred, distance / ops.cast(self.anchor_norm, y_pred.dtype)
+            return y, y_pred, distance / self.anchor_norm
         return y, y_pred, ops.zeros((), dtype=y_pred.dtype)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

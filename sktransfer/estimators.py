@@ -134,6 +134,15 @@ _PARAMETERS_DOC = """
         Extra Keras callbacks. Each fit uses deep copies, so the objects
         passed here are left untouched.
 
+    memory : None, str or joblib.Memory, default=None
+        Where to cache the outputs of the frozen layers and of the source
+        model on the training data, as in ``Pipeline(memory=...)``. Entries
+        are keyed by the frozen weights, the cut and freeze point and the
+        data, so grid-search candidates that differ only in ``alpha``,
+        ``learning_rate``, ``head`` or ``epochs`` reuse them, also across
+        worker processes. A corrupt entry is recomputed. Without ``memory``
+        they are still computed only once per fit.
+
     warm_start : bool, default=False
         If True and the estimator is fitted, ``fit`` continues training the
         fitted network instead of starting over.
@@ -191,6 +200,10 @@ def _check_number(name, value, kind, low=None, high=None, low_open=False, high_o
 class BaseTransfer(BaseEstimator):
     """Shared machinery of the transfer estimators (not for direct use)."""
 
+    # Precompute the frozen prefix's outputs when it is safe (tests turn it off
+    # to check that both paths train the same network).
+    _cache_prefix = True
+
     def __init__(
         self,
         source=None,
@@ -212,6 +225,7 @@ class BaseTransfer(BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
+        memory=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -234,6 +248,7 @@ class BaseTransfer(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
+        self.memory = memory
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -318,7 +333,7 @@ class BaseTransfer(BaseEstimator):
         config["learning_rate"] = float(self.learning_rate)
         return type(optimizer).from_config(config)
 
-    def _network_for(self, source, n_features, n_outputs, activation, seed, mode):
+    def _network_for(self, source, *, n_features, n_outputs, activation, seed, mode):
         from ._network import ADAPTER, BODY, FROZEN, HEAD, build_network, parts_of
 
         warm = self.warm_start and hasattr(self, "model_")
@@ -345,59 +360,79 @@ class BaseTransfer(BaseEstimator):
             network.body, network.head = parts[BODY], parts[HEAD]
         return network
 
-    def _source_term(self, network, graph, X, y, source_data):
+    def _source_term(self, network, graph, X, y, source_data, memory):
         """Targets and settings for the active source-knowledge term.
 
-        Returns ``(mode, targets, extra)`` where ``mode`` is the active term
-        (None when ``alpha=0``), ``targets`` what the network trains on, and
-        ``extra`` the keyword arguments of :class:`TransferNet` for it.
+        Returns ``(mode, targets, extra)``: ``mode`` is the active term (None
+        when ``alpha=0``), ``targets`` what the network trains on, and
+        ``extra`` the keyword arguments of ``TransferNet`` for it (with the
+        source rows under ``"source"`` for joint training).
         """
-        from ._batches import call_batched
+        from ._cache import activations
         from ._objective import source_task_loss
 
         mode = self.source_loss if self.alpha > 0 else None
         if mode == "distill":
             if network.teacher is None:
+                # The untouched source's outputs, computed once per fit.
                 source_x = X.reshape((len(X), *graph.input.shape[1:]))
-                teacher = call_batched([graph], source_x).astype(np.float32)
+                teacher = activations(memory, [graph], source_x).astype(np.float32)
             else:
-                teacher = call_batched([network.adapter, network.teacher], X)
-            scale = 1.0
-            if network.source_output == "linear":
-                variance = float(np.mean(np.var(teacher, axis=0)))
-                scale = variance if variance > 1e-12 else 1.0
+                teacher = activations(None, [network.adapter, network.teacher], X)
             targets = y if network.teacher is not None else (y, teacher)
-            return mode, targets, {"scale": scale}
+            extra = {"scale": _variance(teacher) if network.source_output == "linear" else 1.0}
+            return mode, targets, extra
         if mode == "l2sp":
-            anchors = []
             names = {layer.name for layer in graph.layers}
-            for layer in network.body.layers if network.body is not None else []:
-                if layer.trainable_weights and layer.name in names:
-                    originals = graph.get_layer(layer.name).trainable_weights
-                    anchors.extend(
-                        (variable, np.asarray(original.numpy()))
-                        for variable, original in zip(
-                            layer.trainable_weights, originals, strict=True
-                        )
-                    )
+            anchors = {
+                layer.name: [np.asarray(w) for w in graph.get_layer(layer.name).trainable_weights]
+                for layer in (network.body.layers if network.body is not None else [])
+                if layer.trainable_weights and layer.name in names
+            }
             return (mode, y, {"anchors": anchors}) if anchors else (None, y, {})
         if mode == "joint":
             x_source, y_source, sparse = _check_source_data(source_data, graph, network)
-            scale = 1.0
-            if network.source_output == "linear":
-                variance = float(np.mean(np.var(y_source, axis=0)))
-                scale = variance if variance > 1e-12 else 1.0
-            loss = source_task_loss(network.source_output, sparse, scale)
-            return mode, y, {"source_loss": loss, "source": (x_source, y_source)}
+            linear = network.source_output == "linear"
+            return (
+                mode,
+                y,
+                {
+                    "source_loss": source_task_loss(network.source_output, sparse),
+                    "scale": _variance(y_source) if linear else 1.0,
+                    "source": (x_source, y_source),
+                },
+            )
         return None, y, {}
+
+    def _frozen_prefix(self, network, X, source_rows, memory):
+        """Outputs of the frozen prefix, computed once, or None if unsafe.
+
+        Precomputing is safe when nothing trainable comes before the frozen
+        layers (no dense input adapter) and they compute a deterministic
+        function in inference mode, which is checked on a few rows.
+        """
+        from ._cache import activations
+
+        if network.frozen is None or network.adapter_kind == "dense" or not self._cache_prefix:
+            return None
+        models = [m for m in (network.adapter, network.frozen) if m is not None]
+        probe = X[: min(len(X), 64)]
+        first = activations(None, models, probe)
+        if not np.array_equal(first, activations(None, models, probe)):
+            return None
+        inputs = activations(memory, models, X)
+        if source_rows is not None:
+            source_rows = (activations(memory, [network.frozen], source_rows[0]), source_rows[1])
+        return inputs, source_rows
 
     def _fit(self, X, y, sample_weight, task, n_outputs, activation, source_data=None):
         """Train the target network on validated, encoded data."""
-        import keras
+        from sklearn.utils.validation import check_memory
 
+        from . import _trainer
         from ._batches import Batches
         from ._network import functional_graph
-        from ._objective import TransferNet, scaled_optimizer
+        from ._objective import TransferNet
         from ._source import resolve_source
 
         if self.source_loss == "joint" and source_data is None:
@@ -405,6 +440,7 @@ class BaseTransfer(BaseEstimator):
                 "source_loss='joint' needs the source task's data: pass "
                 "fit(X, y, source_data=SourceData(X_source, y_source))"
             )
+        memory = check_memory(self.memory)
         seeds = fit_seeds(self.random_state)
         source = resolve_source(self.source)
         graph = functional_graph(source)
@@ -415,49 +451,118 @@ class BaseTransfer(BaseEstimator):
                 f"network takes {self.model_.input_shape[-1]}"
             )
         active = self.source_loss if self.alpha > 0 else None
-        network = self._network_for(
-            source, X.shape[1], n_outputs, activation, seeds["init"], active
+        build = dict(
+            n_features=X.shape[1],
+            n_outputs=n_outputs,
+            activation=activation,
+            seed=seeds["init"],
+            mode=active,
         )
-        mode, targets, extra = self._source_term(network, graph, X, y, source_data)
+        network = self._network_for(source, **build)
+        mode, targets, extra = self._source_term(network, graph, X, y, source_data, memory)
         source_rows = extra.pop("source", None)
-        net = TransferNet(network, task=task, alpha=self.alpha, mode=mode, **extra)
+        prefix = self._frozen_prefix(network, X, source_rows, memory)
+        inputs = X
+        if prefix is not None:
+            inputs, source_rows = prefix
+        net_args = dict(task=task, alpha=self.alpha, mode=mode, prefix_cached=prefix is not None)
+        net_args.update(extra)
+        own = TransferNet(network, **net_args)
 
         rows = np.arange(len(X))
-        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
         validation = None
         if self.early_stopping:
             rows, val_rows = self._validation_split(rows, y, seeds["split"])
             validation = Batches(
-                X[val_rows],
+                inputs[val_rows],
                 _take(targets, val_rows),
                 sample_weight[val_rows],
                 _PREDICT_BATCH,
                 source=source_rows,
             )
+        batch_size = min(self.batch_size, len(rows))
         batches = Batches(
-            X[rows],
+            inputs[rows],
             _take(targets, rows),
             sample_weight[rows],
-            min(self.batch_size, len(rows)),
+            batch_size,
             seed=seeds["shuffle"],
             source=source_rows,
         )
+        warmup = 0 if warm else min(self.head_warmup, self.epochs)
+        train = dict(batches=batches, validation=validation, warmup=warmup)
+
+        with _trainer.released_gradients():
+            if warm or warmup or not _trainer.reusable(network):
+                history = self._train(own, **train)
+            else:
+                # Train a traced worker of this configuration, then keep the weights.
+                key = (
+                    _trainer.architecture_key(graph, network),
+                    repr(self._trace_params()),
+                    task,
+                    mode,
+                    prefix is not None,
+                    batch_size,
+                    X.shape[1],
+                    n_outputs,
+                    repr(extra.get("source_loss") and extra["source_loss"].__code__),
+                    repr(source_rows is not None and source_rows[1].dtype),
+                )
+                worker = _trainer.WORKERS.checkout(key)
+                if worker is not None and _trainer.compatible(worker.net, own):
+                    worker.reset(own, float(self.learning_rate))
+                else:
+                    twin = self._network_for(source, **build)
+                    twin_net = TransferNet(twin, **net_args)
+                    _trainer.copy_variables(own, twin_net)
+                    optimizer = self._optimizer_for(twin_net)
+                    twin_net.compile(optimizer=optimizer, jit_compile=False)
+                    worker = _trainer.Worker(twin_net, optimizer)
+                history = self._train(worker.net, compiled=True, **train)
+                _trainer.copy_variables(worker.net, own)
+                _trainer.WORKERS.checkin(key, worker)
+
+        self.model_ = network.model
+        self._network = network
+        self.history_ = history
+        self.n_iter_ = len(history["loss"])
+        self.frozen_layers_ = list(network.frozen_layers)
+        self.input_adapter_ = network.adapter_kind
+        return self
+
+    def _trace_params(self):
+        """Parameters baked into a traced training function."""
+        return (self.optimizer, self.source_lr_scale, self.early_stopping, self.n_iter_no_change)
+
+    def _optimizer_for(self, net):
+        from ._objective import scaled_optimizer
+
+        transferred = [
+            v
+            for part in (net.body, net.source_head)
+            if part is not None
+            for v in part.trainable_weights
+        ]
+        return scaled_optimizer(self._make_optimizer(), transferred, self.source_lr_scale)
+
+    def _train(self, net, *, batches, validation, warmup, compiled=False):
+        """Run ``fit`` in its phases (head warm-up, then fine-tuning)."""
+        import keras
 
         transferred = [
             layer
-            for part in (network.body, network.source_head)
+            for part in (net.body, net.source_head)
             if part is not None
             for layer in part.layers
         ]
         trainable = {id(layer): layer.trainable for layer in transferred}
-        warmup = 0 if warm else min(self.head_warmup, self.epochs)
+        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
         history = {}
         for start, stop in ((0, warmup), (warmup, self.epochs)):
             if stop <= start:
                 continue
             is_warmup = stop == warmup
-            for layer in transferred:
-                layer.trainable = trainable[id(layer)] and not is_warmup
             phase_callbacks = list(callbacks)
             if self.early_stopping and not is_warmup:
                 phase_callbacks.append(
@@ -468,11 +573,14 @@ class BaseTransfer(BaseEstimator):
                         restore_best_weights=True,
                     )
                 )
-            scaled = [v for layer in transferred for v in layer.trainable_weights]
-            optimizer = scaled_optimizer(self._make_optimizer(), scaled, self.source_lr_scale)
-            net.compile(optimizer=optimizer, jit_compile=False)
+            if not compiled:
+                for layer in transferred:
+                    layer.trainable = trainable[id(layer)] and not is_warmup
+                net.compile(optimizer=self._optimizer_for(net), jit_compile=False)
+            batches.first_epoch, batches.epochs = start, stop - start
             phase = net.fit(
                 batches,
+                steps_per_epoch=batches.steps_per_epoch,
                 validation_data=validation,
                 initial_epoch=start,
                 epochs=stop,
@@ -484,14 +592,7 @@ class BaseTransfer(BaseEstimator):
                 history.setdefault(key, []).extend(float(v) for v in values)
         for layer in transferred:
             layer.trainable = trainable[id(layer)]
-
-        self.model_ = network.model
-        self._network = network
-        self.history_ = history
-        self.n_iter_ = len(history["loss"])
-        self.frozen_layers_ = list(network.frozen_layers)
-        self.input_adapter_ = network.adapter_kind
-        return self
+        return history
 
     def _validation_split(self, rows, y, seed):
         n_val = int(np.ceil(self.validation_fraction * len(rows)))
@@ -600,6 +701,12 @@ def _check_source_data(source_data, graph, network):
     return x, y, False
 
 
+def _variance(values):
+    """Mean per-column variance, the scale of a squared-error source term."""
+    variance = float(np.mean(np.var(values, axis=0)))
+    return variance if variance > 1e-12 else 1.0
+
+
 def _take(targets, rows):
     if isinstance(targets, tuple):
         return tuple(part[rows] for part in targets)
@@ -680,6 +787,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         n_iter_no_change=10,
         class_weight=None,
         callbacks=None,
+        memory=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -703,6 +811,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             callbacks=callbacks,
+            memory=memory,
             warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,

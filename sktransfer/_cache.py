@@ -1,0 +1,54 @@
+"""Activations computed once: per fit, and across fits with ``memory``.
+
+Frozen-prefix outputs and the untouched source's outputs depend only on the
+frozen weights and the data, so grid-search candidates that differ in alpha,
+learning rate, head or epochs can share them, also across worker processes,
+through a ``joblib.Memory``.
+"""
+
+import joblib
+
+from ._batches import call_batched
+
+
+def fingerprint(models):
+    """A stable key for what ``models`` compute: their layers and weights.
+
+    Layer configurations and weights, never the Keras objects themselves:
+    pickling a Keras model embeds a timestamp, so its hash changes on every
+    call.
+    """
+    import keras
+
+    layers = [
+        (type(layer).__name__, layer.get_config(), [w.shape for w in layer.weights])
+        for model in models
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    weights = [w for model in models for w in model.get_weights()]
+    shapes = [tuple(model.input.shape) for model in models]
+    return joblib.hash((repr(layers), shapes, weights))
+
+
+def _compute(key, x, models):
+    values = call_batched(models, x)
+    return values, joblib.hash(values)
+
+
+def activations(memory, models, x):
+    """``models`` applied in sequence to ``x`` in inference mode, as NumPy.
+
+    With a ``joblib.Memory`` that has a location, results are cached under
+    the models' fingerprint and the data. Each entry carries its own hash and
+    is recomputed when it does not match (a corrupt entry that still loads);
+    one that fails to load is recomputed by joblib.
+    """
+    if memory is None or getattr(memory, "location", None) is None:
+        return call_batched(models, x)
+    cached = memory.cache(_compute, ignore=["models"])
+    key = fingerprint(models)
+    values, digest = cached(key, x, models)
+    if joblib.hash(values) != digest:
+        (values, _), _ = cached.call(key, x, models)
+    return values

@@ -1,0 +1,141 @@
+"""Training without the per-fit overheads of Keras: traced functions are reused
+across fits of one configuration, and no fit leaves graphs behind.
+
+A grid search trains the same architecture again and again on small folds,
+where building and tracing the training function costs more than training.
+The first fit of a configuration builds a *worker* network and traces it; a
+later fit of the same configuration copies its fresh initial weights into the
+idle worker, restores the optimizer's initial state and trains with the
+already traced functions. Every fit then copies the trained weights into the
+estimator's own network, so fitted estimators never share weights, and the
+result is what a fresh fit gives.
+"""
+
+import contextlib
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+_MAX_WORKERS = 4
+_MAX_PARAMS = 5_000_000  # above this, a spare copy of the network costs too much memory
+
+
+class _Workers:
+    """Idle traced networks by configuration; a checked-out one belongs to one fit."""
+
+    def __init__(self):
+        self._idle = OrderedDict()
+        self._lock = threading.Lock()
+
+    def checkout(self, key):
+        with self._lock:
+            return self._idle.pop(key, None)
+
+    def checkin(self, key, worker):
+        with self._lock:
+            self._idle[key] = worker
+            self._idle.move_to_end(key)
+            while len(self._idle) > _MAX_WORKERS:
+                self._idle.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._idle.clear()
+
+
+WORKERS = _Workers()
+
+
+class Worker:
+    """A compiled network with its optimizer and the optimizer's initial state."""
+
+    def __init__(self, net, optimizer):
+        self.net = net
+        self.optimizer = optimizer
+        optimizer.build(net.trainable_variables)
+        self.initial = [np.array(v) for v in optimizer.variables]
+
+    def reset(self, fresh, learning_rate):
+        """Take the fresh network's initial values and a new optimizer state."""
+        copy_variables(fresh, self.net)
+        for variable, value in zip(self.optimizer.variables, self.initial, strict=True):
+            variable.assign(value)
+        self.optimizer.learning_rate = learning_rate
+
+
+def copy_variables(source, target):
+    """Assign every variable of ``source`` to its counterpart in ``target``."""
+    for a, b in zip(source.variables, target.variables, strict=True):
+        b.assign(a)
+
+
+def compatible(a, b):
+    """Whether two networks hold variables of the same shapes, in the same order."""
+    va, vb = a.variables, b.variables
+    return len(va) == len(vb) and all(x.shape == y.shape for x, y in zip(va, vb, strict=True))
+
+
+def reusable(network):
+    return network.model.count_params() <= _MAX_PARAMS
+
+
+@contextlib.contextmanager
+def released_gradients():
+    """Drop the gradient registrations that the enclosed training adds.
+
+    TensorFlow registers a ``CustomGradient-*`` function for the optimizer's
+    gradient all-reduce each time a training function is traced, in a
+    process-wide registry that is never cleaned, so every traced graph stays
+    alive (about 4 MiB per fit of a small model; tensorflow#97697,
+    keras#20552). The registry is only read while tracing, so entries created
+    here can go once training has finished. The registry is private, so this
+    does nothing if it is not where it is expected.
+    """
+    registry = _gradient_registry()
+    before = set(registry) if registry is not None else None
+    try:
+        yield
+    finally:
+        if registry is not None:
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    registry.pop(name, None)
+
+
+def _gradient_registry():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+    except (ImportError, AttributeError):
+        return None
+    return registry if isinstance(registry, dict) else None
+
+
+def architecture_key(graph, network):
+    """A key that is equal for networks that trace to the same functions."""
+    import hashlib
+    import json
+
+    import keras
+
+    def describe(layer):
+        if isinstance(layer, keras.layers.InputLayer):  # auto-named, differs per build
+            return ("InputLayer", tuple(layer.output.shape))
+        return (
+            type(layer).__name__,
+            layer.name,
+            layer.trainable,
+            [w.shape for w in layer.weights],
+        )
+
+    config = json.dumps(graph.get_config(), sort_keys=True, default=str)
+    parts = [config, network.adapter_kind, tuple(network.frozen_layers), network.teacher is None]
+    for part in (network.adapter, network.body, network.head, network.source_head):
+        parts.append(None if part is None else [describe(layer) for layer in part.layers])
+    return hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -1,0 +1,152 @@
+"""Work that must disappear: it does, and the results stay what a fresh fit gives.
+
+Speed itself is measured in benchmarks/, not here; these tests check the
+mechanisms and their correctness.
+"""
+
+import gc
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from sktransfer import TransferClassifier, _trainer
+
+keras = pytest.importorskip("keras")
+
+
+def mlp(dropout=0.0, seed=0):
+    init = keras.initializers.GlorotUniform
+    layers = [
+        keras.Input((4,)),
+        keras.layers.Dense(16, activation="relu", kernel_initializer=init(seed), name="d1"),
+        keras.layers.Dropout(dropout, seed=seed, name="drop"),
+        keras.layers.Dense(8, activation="relu", kernel_initializer=init(seed + 1), name="d2"),
+        keras.layers.Dense(3, activation="softmax", kernel_initializer=init(seed + 2), name="out"),
+    ]
+    return keras.Sequential(layers)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def test_import_loads_neither_tensorflow_nor_matplotlib():
+    code = (
+        "import sys; from sktransfer import TransferClassifier; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"freeze": 1, "alpha": 0.5}, {"source_loss": "l2sp", "alpha": 0.3}]
+)
+def test_repeat_fits_reuse_traced_functions_and_match_a_fresh_fit(params, iris):
+    X, y = iris
+    source = mlp(dropout=0.2)
+    make = lambda seed: TransferClassifier(source, epochs=3, random_state=seed, **params)  # noqa: E731
+    _trainer.WORKERS.clear()
+    fresh = make(0).fit(X, y).predict_proba(X)
+    other = make(1).fit(X[:100], y[:100])  # the worker trains another fit in between
+    again = make(0).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), fresh)
+    # Fitted estimators keep their own weights: the worker's next fit leaves them be.
+    assert not np.array_equal(other.predict_proba(X), fresh)
+    _trainer.WORKERS.clear()
+    np.testing.assert_array_equal(make(0).fit(X, y).predict_proba(X), fresh)
+
+
+def test_cached_and_uncached_frozen_prefix_train_the_same_network(iris, monkeypatch):
+    X, y = iris
+    source = mlp(dropout=0.5)  # Dropout in the frozen part must stay off either way
+    params = dict(freeze=1, alpha=0.5, epochs=5, random_state=0)
+    cached = TransferClassifier(source, **params).fit(X, y)
+    monkeypatch.setattr(TransferClassifier, "_cache_prefix", False)
+    uncached = TransferClassifier(source, **params).fit(X, y)
+    for a, b in zip(cached.model_.get_weights(), uncached.model_.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_fits_leave_no_gradient_registrations_behind(iris):
+    from tensorflow.python.framework import ops
+
+    X, y = iris
+    source = mlp()
+    registry = ops._gradient_registry._registry
+    TransferClassifier(source, epochs=1, random_state=0).fit(X, y)
+    before = len(registry)
+    for seed in range(6):
+        params = dict(freeze=seed % 2, alpha=0.3 * (seed % 3), head=(seed % 2) or None)
+        TransferClassifier(source, epochs=1, random_state=seed, **params).fit(X, y)
+    assert len(registry) == before
+
+
+def _rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status on this platform")
+
+
+def test_memory_stays_flat_over_many_fits(iris):
+    X, y = iris
+    source = mlp()
+
+    def fit(seed):
+        params = dict(freeze=seed % 2, alpha=0.3 * (seed % 3))
+        TransferClassifier(source, epochs=1, random_state=seed, **params).fit(X, y).predict(X)
+
+    for seed in range(15):  # warm-up: first traces of each configuration
+        fit(seed)
+    gc.collect()
+    start = _rss_mib()
+    for seed in range(15, 55):
+        fit(seed)
+    gc.collect()
+    assert (_rss_mib() - start) / 40 < 0.5  # MiB per fit
+
+
+def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris):
+    X, y = iris
+    source = mlp()
+    params = dict(freeze=1, alpha=0.5, epochs=2, random_state=0)
+    expected = TransferClassifier(source, **params).fit(X, y).predict_proba(X)
+    memory = joblib.Memory(tmp_path, verbose=0)
+    first = TransferClassifier(source, memory=memory, **params).fit(X, y).predict_proba(X)
+    entries = sorted(tmp_path.rglob("output.pkl"))
+    assert len(entries) == 2  # the frozen prefix and the source's outputs
+    second = TransferClassifier(source, memory=memory, **params).fit(X, y)
+    assert sorted(tmp_path.rglob("output.pkl")) == entries
+    by_path = TransferClassifier(source, memory=str(tmp_path / "by_path"), **params).fit(X, y)
+    np.testing.assert_array_equal(by_path.predict_proba(X), expected)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second.predict_proba(X), expected)
+
+    # An entry that no longer loads, and one that loads but holds wrong values.
+    entries[0].write_bytes(b"not a pickle")
+    values, _ = joblib.load(entries[1])
+    joblib.dump((np.zeros_like(values), "digest of other values"), entries[1])
+    third = TransferClassifier(source, memory=memory, **params).fit(X, y)
+    np.testing.assert_array_equal(third.predict_proba(X), expected)
+
+
+def test_memory_is_validated(iris):
+    with pytest.raises(ValueError, match="memory"):
+        TransferClassifier(mlp(), memory=42, epochs=1).fit(*iris)
+
+
+def test_large_inputs_stream_through_predict(iris):
+    X, y = iris
+    clf = TransferClassifier(mlp(), epochs=1, random_state=0).fit(X, y)
+    big = np.tile(X, (70, 1))  # 10,500 rows: several prediction batches
+    proba = clf.predict_proba(big)
+    assert proba.shape == (len(big), 3)
+    np.testing.assert_allclose(proba[: len(X)], clf.predict_proba(X), rtol=1e-6)
+    np.testing.assert_allclose(proba[-len(X) :], clf.predict_proba(X), rtol=1e-6)
