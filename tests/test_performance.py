@@ -50,10 +50,16 @@ def test_import_loads_neither_tensorflow_nor_matplotlib():
 def test_repeat_fits_reuse_traced_functions_and_match_a_fresh_fit(params, iris):
     X, y = iris
     source = mlp(dropout=0.2)
-    make = lambda seed: TransferClassifier(source, epochs=3, random_state=seed, **params)  # noqa: E731
+
+    def make(seed, learning_rate=1e-3):
+        return TransferClassifier(
+            source, epochs=3, learning_rate=learning_rate, random_state=seed, **params
+        )
+
     _trainer.WORKERS.clear()
     fresh = make(0).fit(X, y).predict_proba(X)
-    other = make(1).fit(X[:100], y[:100])  # the worker trains another fit in between
+    # The worker trains another fit in between, with other data and learning rate.
+    other = make(1, learning_rate=0.05).fit(X[:100], y[:100])
     again = make(0).fit(X, y)
     np.testing.assert_array_equal(again.predict_proba(X), fresh)
     # Fitted estimators keep their own weights: the worker's next fit leaves them be.
