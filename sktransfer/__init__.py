@@ -2,6 +2,7 @@
 
 from .estimators import SourceData, TransferClassifier, TransferRegressor
 from .features import SourceFeatures
+from .persistence import load
 from .selection import h_score, leep, logme, rank_sources
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __all__ = [
     "__version__",
     "h_score",
     "leep",
+    "load",
     "logme",
     "rank_sources",
 ]

@@ -89,6 +89,31 @@ def _reseed_config(config, rng):
     return config
 
 
+def _in_memory_cloning():
+    """A scope in which Keras may rebuild the in-memory model's own layers.
+
+    Cloning goes through layer configs; for a ``Lambda`` layer that means
+    deserialising its function, which Keras' safe mode refuses. The model is
+    the caller's live object, not a file, so nothing untrusted runs; files
+    are checked when loaded (``_source.load_model_file``).
+    """
+    import contextlib
+
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # private API moved: keep safe mode on
+        return contextlib.nullcontext()
+    return SafeModeScope(False)
+
+
+def clone_model(model, clone_function=None):
+    """``keras.models.clone_model`` that also clones the model's Lambda layers."""
+    import keras
+
+    with _in_memory_cloning():
+        return keras.models.clone_model(model, clone_function=clone_function)
+
+
 def clone_seeded(model, rng):
     """Clone ``model`` with fresh weights drawn from ``rng`` (never globally)."""
     import keras
@@ -99,7 +124,7 @@ def clone_seeded(model, rng):
         config = _reseed_config(layer.get_config(), rng)
         return layer.__class__.from_config(config)
 
-    return keras.models.clone_model(model, clone_function=clone_layer)
+    return clone_model(model, clone_layer)
 
 
 def layer_output(layer):
@@ -300,6 +325,12 @@ def build_network(
     clone = functional_graph(clone)
 
     layers = graph_layers(clone)
+    if cut is None and len(layers) < 2:
+        raise ValueError(
+            f"source model {source.name!r} has {len(layers)} layer(s) besides its input, "
+            "so nothing is left once its output layer is cut off; pass cut=-1 to use "
+            "its outputs as features"
+        )
     cut_index = resolve_cut(cut, layers)
     cut_tensor = layer_output(layers[cut_index])
     body = keras.Model(clone.input, cut_tensor, name=BODY)
@@ -349,7 +380,7 @@ def build_network(
                 "the source's own output layers"
             ) from None
     if source_loss == "distill" and kind == "dense":
-        net.teacher = keras.models.clone_model(source)
+        net.teacher = clone_model(source)
         net.teacher.set_weights(source.get_weights())
         net.teacher.trainable = False
     return net

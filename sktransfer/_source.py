@@ -1,6 +1,7 @@
 """Turning the ``source`` parameter into a Keras model, without ever changing it."""
 
 import os
+import zipfile
 
 
 def _is_keras_model(obj):
@@ -22,23 +23,53 @@ def _wrapped_model(obj):
     return model if model is not None and _is_keras_model(model) else None
 
 
-def load_model_file(path, *, safe_mode=True):
-    """Load a ``.keras`` file, with errors that name the path."""
+def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
+    """Load a ``.keras`` file, with errors that name the path.
+
+    ``label`` names the file in messages (default: the path); ``opt_in`` is
+    the call that accepts ``safe_mode=False`` for files that need to run code.
+    """
     import keras
 
     path = os.fspath(path)
+    label = label or path
     if not os.path.exists(path):
-        raise FileNotFoundError(f"source: no such model file: {path!r}")
+        raise FileNotFoundError(f"source: no such model file: {label!r}")
     if os.path.isdir(path):
-        raise ValueError(f"source: {path!r} is a directory, not a .keras model file")
+        raise ValueError(f"source: {label!r} is a directory, not a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{label!r} is not a .keras model file: it is not a zip archive "
+            "(truncated, corrupt, or another kind of file)"
+        )
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for a bad file
+        message = str(exc)
+        if "safe_mode" in message or "Lambda" in message:
+            how = (
+                f"{opt_in}(..., safe_mode=False)"
+                if opt_in
+                else f"keras.models.load_model({label!r}, safe_mode=False) and pass the model"
+            )
+            raise ValueError(
+                f"{label!r} was refused: loading it would run code stored in the file "
+                f"(a Lambda layer). If you trust the file, use {how}; this executes that "
+                f"code. ({message[:160]})"
+            ) from None
+        if "Could not locate" in message or "could not be deserialized" in message:
+            raise ValueError(
+                f"{label!r} needs custom layers or objects that are not registered in "
+                "this process. If you trust their code, import and register them "
+                "(keras.saving.register_keras_serializable), or load the file yourself "
+                "with keras.models.load_model(..., custom_objects=...) and pass the "
+                f"model. ({message[:160]})"
+            ) from None
         raise ValueError(
-            f"source: could not load a Keras model from {path!r}: {type(exc).__name__}: {exc}"
+            f"could not load a Keras model from {label!r}: {type(exc).__name__}: {message[:300]}"
         ) from None
     if not _is_keras_model(model):
-        raise ValueError(f"source: {path!r} does not hold a Keras model")
+        raise ValueError(f"{label!r} does not hold a Keras model")
     return model
 
 

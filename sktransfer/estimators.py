@@ -1,7 +1,9 @@
 """scikit-learn estimators that transfer a Keras source model to a new task."""
 
+import contextlib
 import copy
 import numbers
+import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -22,6 +24,7 @@ _FLOATS = (np.float64, np.float32)
 _SOURCE_LOSSES = ("distill", "l2sp", "joint")
 _ADAPTERS = ("auto", "reshape", "dense", None)
 _PREDICT_BATCH = 4096
+_PRIVATE_FITTED = ("_network", "_y_mean", "_y_scale", "_y_ndim")
 
 _PARAMETERS_DOC = """
     Parameters
@@ -269,7 +272,51 @@ class BaseTransfer(BaseEstimator):
         tags.non_deterministic = False
         return tags
 
+    def save(self, path):
+        """Save the fitted estimator to ``path`` without pickle.
+
+        The file holds the networks in Keras' format and everything else as
+        plain data; :func:`sktransfer.load` reads it back without running any
+        code from it. See :mod:`sktransfer.persistence`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (a zip file; ``.skt`` by convention).
+        """
+        from .persistence import save
+
+        save(self, path)
+
     # -- validation --------------------------------------------------------------
+
+    def _fitted_state(self):
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if (name.endswith("_") and not name.startswith("__")) or name in _PRIVATE_FITTED
+        }
+
+    def _guarded_fit(self, fit_target, *args):
+        """Run ``fit_target`` so that a failed or interrupted fit mixes no state.
+
+        A fresh fit starts from an unfitted estimator and leaves it unfitted
+        if it stops early (KeyboardInterrupt included); a warm-started fit
+        that stops early leaves the estimator as it was before the call.
+        """
+        self._check_params()
+        warm = self.warm_start and hasattr(self, "model_")
+        before = self._fitted_state() if warm else {}
+        for name in self._fitted_state():
+            delattr(self, name)
+        vars(self).update(before)
+        try:
+            return fit_target(*args)
+        except BaseException:
+            for name in self._fitted_state():
+                delattr(self, name)
+            vars(self).update(before)
+            raise
 
     def _check_params(self):
         if self.source is None:
@@ -443,7 +490,8 @@ class BaseTransfer(BaseEstimator):
         memory = check_memory(self.memory)
         seeds = fit_seeds(self.random_state)
         source = resolve_source(self.source)
-        graph = functional_graph(source)
+        with _naming_path(self.source):
+            graph = functional_graph(source)
         warm = self.warm_start and hasattr(self, "model_")
         if warm and self.model_.input_shape[-1] != X.shape[1]:
             raise ValueError(
@@ -458,7 +506,8 @@ class BaseTransfer(BaseEstimator):
             seed=seeds["init"],
             mode=active,
         )
-        network = self._network_for(source, **build)
+        with _naming_path(self.source):
+            network = self._network_for(source, **build)
         mode, targets, extra = self._source_term(network, graph, X, y, source_data, memory)
         source_rows = extra.pop("source", None)
         prefix = self._frozen_prefix(network, X, source_rows, memory)
@@ -492,7 +541,8 @@ class BaseTransfer(BaseEstimator):
         warmup = 0 if warm else min(self.head_warmup, self.epochs)
         train = dict(batches=batches, validation=validation, warmup=warmup)
 
-        with _trainer.released_gradients():
+        snapshot = [np.array(v) for v in own.variables] if warm else None
+        with _trainer.released_gradients(), _restored_on_interrupt(own, snapshot):
             if warm or warmup or not _trainer.reusable(network):
                 history = self._train(own, **train)
             else:
@@ -701,6 +751,34 @@ def _check_source_data(source_data, graph, network):
     return x, y, False
 
 
+@contextlib.contextmanager
+def _naming_path(source):
+    """Prefix errors about a source loaded from a file with its path."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(source, (str, os.PathLike)):
+            raise ValueError(f"source {os.fspath(source)!r}: {exc}") from None
+        raise
+
+
+@contextlib.contextmanager
+def _restored_on_interrupt(net, snapshot):
+    """Put ``net`` back to ``snapshot`` if training stops with an exception.
+
+    A warm-started fit trains the fitted network in place; when it is
+    interrupted (KeyboardInterrupt included) the estimator keeps the network
+    it had before the call.
+    """
+    try:
+        yield
+    except BaseException:
+        if snapshot is not None:
+            for variable, value in zip(net.variables, snapshot, strict=True):
+                variable.assign(value)
+        raise
+
+
 def _variance(values):
     """Mean per-column variance, the scale of a squared-error source term."""
     variance = float(np.mean(np.var(values, axis=0)))
@@ -839,7 +917,10 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         self : TransferClassifier
             The fitted estimator.
         """
-        self._check_params()
+        return self._guarded_fit(self._fit_target, X, y, sample_weight, source_data)
+
+    def _fit_target(self, X, y, sample_weight, source_data):
+        """Validate and encode the labels, then train."""
         X, y = validate_data(self, X, y, dtype=_FLOATS)
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
@@ -970,7 +1051,10 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
         self : TransferRegressor
             The fitted estimator.
         """
-        self._check_params()
+        return self._guarded_fit(self._fit_target, X, y, sample_weight, source_data)
+
+    def _fit_target(self, X, y, sample_weight, source_data):
+        """Validate and standardise the targets, then train."""
         X, y = validate_data(self, X, y, dtype=_FLOATS, multi_output=True, y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         Y = y.reshape(len(y), -1)

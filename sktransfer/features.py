@@ -12,7 +12,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._network import functional_graph, graph_layers, layer_output, resolve_cut
+from ._network import clone_model, functional_graph, graph_layers, layer_output, resolve_cut
 from ._source import clone_sharing_source, resolve_source
 
 _FLOATS = (np.float64, np.float32)
@@ -40,11 +40,10 @@ def _input_shape_for(n_features, input_shape):
 
 def _own_copy(source, model):
     """A copy of a model the caller may still change; a model just loaded from a file as is."""
-    import keras
 
     if isinstance(source, (str, os.PathLike)):
         return model
-    copy = keras.models.clone_model(model)
+    copy = clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 

@@ -1,3 +1,17 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis comes with the [test] extra
+    pass
+else:
+    _slow = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    # "ci" keeps the suite inside its time budget; "thorough" is run on demand:
+    # SKTRANSFER_HYPOTHESIS=thorough pytest tests/test_properties.py -s
+    settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=_slow)
+    settings.register_profile(
+        "thorough", max_examples=400, deadline=None, suppress_health_check=_slow
+    )
+    settings.load_profile(os.environ.get("SKTRANSFER_HYPOTHESIS", "ci"))
