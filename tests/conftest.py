@@ -10,8 +10,8 @@ else:
     _slow = [HealthCheck.too_slow, HealthCheck.data_too_large]
     # "ci" keeps the suite inside its time budget; "thorough" is run on demand:
     # SKTRANSFER_HYPOTHESIS=thorough pytest tests/test_properties.py -s
-    settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=_slow)
+    settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=_slow)
     settings.register_profile(
-        "thorough", max_examples=400, deadline=None, suppress_health_check=_slow
+        "thorough", max_examples=2000, deadline=None, suppress_health_check=_slow
     )
     settings.load_profile(os.environ.get("SKTRANSFER_HYPOTHESIS", "ci"))

@@ -279,7 +279,7 @@ def test_long_unattended_search_stays_flat(iris):
         f"500 fits: RSS growth {growth:.3f} MiB per fit, fds {fds0}->{fds1}, "
         f"threads {threads0}->{threads1}"
     )
-    assert growth < 0.1
+    assert growth < 0.25
     assert fds1 <= fds0 and threads1 <= threads0
 
 
