@@ -36,15 +36,33 @@ def _compute(key, x, models):
     return values, joblib.hash(values)
 
 
+def _worth_storing(models, x):
+    """Whether outputs are no larger than the input rows they stand for.
+
+    Reading a cache entry costs about what writing it did; when a frozen
+    prefix expands the data (early convolutions with many channels), the
+    entry costs more to store and load than the layers cost to run.
+    """
+    output = 1
+    for dim in models[-1].output.shape[1:]:
+        output *= dim or 1
+    return output <= max(x[0].size, 1)
+
+
 def activations(memory, models, x):
     """``models`` applied in sequence to ``x`` in inference mode, as NumPy.
 
-    With a ``joblib.Memory`` that has a location, results are cached under
-    the models' fingerprint and the data. Each entry carries its own hash and
-    is recomputed when it does not match (a corrupt entry that still loads);
-    one that fails to load is recomputed by joblib.
+    With a ``joblib.Memory`` that has a location, results no larger than the
+    input are cached under the models' fingerprint and the data. Each entry
+    carries its own hash and is recomputed when it does not match (a corrupt
+    entry that still loads); one that fails to load is recomputed by joblib.
     """
-    if memory is None or getattr(memory, "location", None) is None:
+    if (
+        memory is None
+        or getattr(memory, "location", None) is None
+        or not len(x)
+        or not _worth_storing(models, x)
+    ):
         return call_batched(models, x)
     cached = memory.cache(_compute, ignore=["models"])
     key = fingerprint(models)

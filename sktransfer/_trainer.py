@@ -3,12 +3,13 @@ across fits of one configuration, and no fit leaves graphs behind.
 
 A grid search trains the same architecture again and again on small folds,
 where building and tracing the training function costs more than training.
-The first fit of a configuration builds a *worker* network and traces it; a
-later fit of the same configuration copies its fresh initial weights into the
-idle worker, restores the optimizer's initial state and trains with the
-already traced functions. Every fit then copies the trained weights into the
-estimator's own network, so fitted estimators never share weights, and the
-result is what a fresh fit gives.
+The first fit of a configuration trains the estimator's own network; the
+second builds a *worker* network for the configuration and traces it; every
+later fit copies its fresh initial weights into the idle worker, restores the
+optimizer's initial state and trains with the already traced functions. A
+single fit of a large model thus pays for no spare copy. A worker's trained
+weights are copied into the estimator's own network, so fitted estimators
+never share weights, and the result is what a fresh fit gives.
 """
 
 import contextlib
@@ -26,7 +27,18 @@ class _Workers:
 
     def __init__(self):
         self._idle = OrderedDict()
+        self._seen = OrderedDict()
         self._lock = threading.Lock()
+
+    def seen(self, key):
+        """Whether ``key`` was fitted before (and remember that it now was)."""
+        with self._lock:
+            before = key in self._seen
+            self._seen[key] = True
+            self._seen.move_to_end(key)
+            while len(self._seen) > 64:
+                self._seen.popitem(last=False)
+            return before
 
     def checkout(self, key):
         with self._lock:
@@ -42,6 +54,7 @@ class _Workers:
     def clear(self):
         with self._lock:
             self._idle.clear()
+            self._seen.clear()
 
 
 WORKERS = _Workers()

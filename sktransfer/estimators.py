@@ -143,8 +143,10 @@ _PARAMETERS_DOC = """
         are keyed by the frozen weights, the cut and freeze point and the
         data, so grid-search candidates that differ only in ``alpha``,
         ``learning_rate``, ``head`` or ``epochs`` reuse them, also across
-        worker processes. A corrupt entry is recomputed. Without ``memory``
-        they are still computed only once per fit.
+        worker processes. Outputs larger than the input rows (early
+        convolutions with many channels) are recomputed rather than stored,
+        as loading them would cost more. A corrupt entry is recomputed.
+        Without ``memory`` they are still computed only once per fit.
 
     warm_start : bool, default=False
         If True and the estimator is fitted, ``fit`` continues training the
@@ -543,10 +545,8 @@ class BaseTransfer(BaseEstimator):
 
         snapshot = [np.array(v) for v in own.variables] if warm else None
         with _trainer.released_gradients(), _restored_on_interrupt(own, snapshot):
-            if warm or warmup or not _trainer.reusable(network):
-                history = self._train(own, **train)
-            else:
-                # Train a traced worker of this configuration, then keep the weights.
+            key = None
+            if not (warm or warmup) and _trainer.reusable(network):
                 key = (
                     _trainer.architecture_key(graph, network),
                     repr(self._trace_params()),
@@ -559,16 +559,21 @@ class BaseTransfer(BaseEstimator):
                     repr(extra.get("source_loss") and extra["source_loss"].__code__),
                     repr(source_rows is not None and source_rows[1].dtype),
                 )
-                worker = _trainer.WORKERS.checkout(key)
-                if worker is not None and _trainer.compatible(worker.net, own):
-                    worker.reset(own, float(self.learning_rate))
-                else:
-                    twin = self._network_for(source, **build)
-                    twin_net = TransferNet(twin, **net_args)
-                    _trainer.copy_variables(own, twin_net)
-                    optimizer = self._optimizer_for(twin_net)
-                    twin_net.compile(optimizer=optimizer, jit_compile=False)
-                    worker = _trainer.Worker(twin_net, optimizer)
+            worker = _trainer.WORKERS.checkout(key) if key is not None else None
+            if worker is not None and not _trainer.compatible(worker.net, own):
+                worker = None
+            if worker is None and key is not None and _trainer.WORKERS.seen(key):
+                # A configuration fitted before: keep a traced worker for it from now on.
+                twin_net = TransferNet(self._network_for(source, **build), **net_args)
+                _trainer.copy_variables(own, twin_net)
+                optimizer = self._optimizer_for(twin_net)
+                twin_net.compile(optimizer=optimizer, jit_compile=False)
+                worker = _trainer.Worker(twin_net, optimizer)
+            elif worker is not None:
+                worker.reset(own, float(self.learning_rate))
+            if worker is None:
+                history = self._train(own, **train)
+            else:
                 history = self._train(worker.net, compiled=True, **train)
                 _trainer.copy_variables(worker.net, own)
                 _trainer.WORKERS.checkin(key, worker)

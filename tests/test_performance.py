@@ -119,9 +119,21 @@ def test_memory_stays_flat_over_many_fits(iris):
     assert (_rss_mib() - start) / 40 < 0.5  # MiB per fit
 
 
+def narrow():
+    init = keras.initializers.GlorotUniform
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, activation="tanh", kernel_initializer=init(0), name="d1"),
+            keras.layers.Dense(3, activation="tanh", kernel_initializer=init(1), name="d2"),
+            keras.layers.Dense(3, activation="softmax", kernel_initializer=init(2), name="out"),
+        ]
+    )
+
+
 def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris):
     X, y = iris
-    source = mlp()
+    source = narrow()  # activations no larger than X: worth storing
     params = dict(freeze=1, alpha=0.5, epochs=2, random_state=0)
     expected = TransferClassifier(source, **params).fit(X, y).predict_proba(X)
     memory = joblib.Memory(tmp_path, verbose=0)
@@ -141,6 +153,13 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     joblib.dump((np.zeros_like(values), "digest of other values"), entries[1])
     third = TransferClassifier(source, memory=memory, **params).fit(X, y)
     np.testing.assert_array_equal(third.predict_proba(X), expected)
+
+
+def test_memory_does_not_store_activations_larger_than_the_input(tmp_path, iris):
+    X, y = iris
+    params = dict(freeze=1, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
+    TransferClassifier(mlp(), **params).fit(X, y)  # 16 prefix outputs for 4 inputs
+    assert len(list(tmp_path.rglob("output.pkl"))) == 1  # the source's 3 outputs only
 
 
 def test_memory_is_validated(iris):
