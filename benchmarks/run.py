@@ -33,6 +33,7 @@ BENCHMARKS = [
     ("2", "feature-extraction fit", cases.features, "features"),
     ("3", "distillation fit", cases.distill, "fit"),
     ("4", "GridSearchCV with memory", cases.grid_search, "grid"),
+    ("4b", "GridSearchCV with memory, plain CNN (context)", cases.grid_search_conv, "grid"),
     ("5", "predict latency", cases.predict, "predict"),
     ("6", "import time", cases.import_time, "import"),
     ("7", "RSS growth per fit", cases.rss_growth, "rss"),

@@ -31,6 +31,19 @@ def fingerprint(models):
     return joblib.hash((repr(layers), shapes, weights))
 
 
+def keras_layers_only(models):
+    """Whether every layer of ``models`` is one of Keras' own (deterministic
+    in inference mode), looking inside nested models."""
+    import keras
+
+    def own(layer):
+        if isinstance(layer, keras.Model):
+            return all(own(inner) for inner in layer.layers)
+        return type(layer).__module__.startswith("keras.")
+
+    return all(own(layer) for model in models for layer in model.layers)
+
+
 def _compute(key, x, models):
     values = call_batched(models, x)
     return values, joblib.hash(values)

@@ -7,8 +7,6 @@ import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -458,17 +456,20 @@ class BaseTransfer(BaseEstimator):
 
         Precomputing is safe when nothing trainable comes before the frozen
         layers (no dense input adapter) and they compute a deterministic
-        function in inference mode, which is checked on a few rows.
+        function in inference mode: Keras' own layers do (Dropout, noise and
+        augmentation layers pass inputs through unchanged in inference mode);
+        with other layers, this is checked on a few rows.
         """
-        from ._cache import activations
+        from ._cache import activations, keras_layers_only
 
-        if network.frozen is None or network.adapter_kind == "dense" or not self._cache_prefix:
+        models = _prefix_models(network)
+        if not models or not self._cache_prefix:
             return None
-        models = [m for m in (network.adapter, network.frozen) if m is not None]
-        probe = X[: min(len(X), 64)]
-        first = activations(None, models, probe)
-        if not np.array_equal(first, activations(None, models, probe)):
-            return None
+        if not keras_layers_only(models):
+            probe = X[: min(len(X), 64)]
+            first = activations(None, models, probe)
+            if not np.array_equal(first, activations(None, models, probe)):
+                return None
         inputs = activations(memory, models, X)
         if source_rows is not None:
             source_rows = (activations(memory, [network.frozen], source_rows[0]), source_rows[1])
@@ -657,6 +658,8 @@ class BaseTransfer(BaseEstimator):
                 f"samples leave none to train on with validation_fraction="
                 f"{self.validation_fraction}"
             )
+        from sklearn.model_selection import train_test_split
+
         stratify = y if getattr(self, "_stratify", False) else None
         try:
             return train_test_split(rows, test_size=n_val, random_state=seed, stratify=stratify)
@@ -782,6 +785,13 @@ def _restored_on_interrupt(net, snapshot):
             for variable, value in zip(net.variables, snapshot, strict=True):
                 variable.assign(value)
         raise
+
+
+def _prefix_models(network):
+    """The frozen prefix whose outputs can be computed ahead, or []."""
+    if network.frozen is None or network.adapter_kind == "dense":
+        return []
+    return [m for m in (network.adapter, network.frozen) if m is not None]
 
 
 def _variance(values):
@@ -943,6 +953,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
                 )
         sample_weight = _validated_weights(sample_weight, X)
         if self.class_weight is not None:
+            from sklearn.utils.class_weight import compute_sample_weight
+
             sample_weight = sample_weight * compute_sample_weight(self.class_weight, y).astype(
                 np.float32
             )

@@ -1,0 +1,118 @@
+"""Scaling benchmarks: parallel search speed-up, and TensorFlow against JAX on CPU.
+
+Run from the repository root::
+
+    TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/scaling.py [--output FILE]
+
+1. ``GridSearchCV`` of 4 candidates x 3 folds with ``n_jobs=2`` under the
+   default (loky) and the threading backends, against ``n_jobs=1``, in one
+   run. Each side runs once after a warm-up search; loky's figure includes
+   starting its worker processes (and importing TensorFlow in them), as a
+   user's first search does.
+2. The same small fit on the TensorFlow and the JAX backend (CPU), each in a
+   fresh process: the first fit (with tracing or compiling) and the median
+   of three identical refits.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SEARCH = """
+import time, numpy as np, keras, joblib
+from sklearn.model_selection import GridSearchCV
+from sktransfer import TransferClassifier
+rng = np.random.default_rng(0)
+X = rng.normal(size=(600, 20)).astype("float32")
+y = (X[:, :3].sum(1) > 0).astype(int) + (X[:, 3] > 1)
+init = keras.initializers.GlorotUniform
+src = keras.Sequential([keras.Input((20,)),
+    keras.layers.Dense(64, activation="relu", kernel_initializer=init(0)),
+    keras.layers.Dense(32, activation="relu", kernel_initializer=init(1)),
+    keras.layers.Dense(3, activation="softmax", kernel_initializer=init(2))])
+grid = {"alpha": [0.0, 0.5], "freeze": [0, 1]}
+def search(n_jobs, backend):
+    est = TransferClassifier(src, epochs=40, random_state=0)
+    start = time.perf_counter()
+    with joblib.parallel_backend(backend, n_jobs=n_jobs):
+        search = GridSearchCV(est, grid, cv=3, n_jobs=n_jobs).fit(X, y)
+    return time.perf_counter() - start, search.cv_results_["mean_test_score"].tolist()
+search(1, "loky")
+out = {}
+for name, n_jobs, backend in [("n_jobs=1", 1, "loky"), ("loky n_jobs=2", 2, "loky"),
+                              ("threading n_jobs=2", 2, "threading")]:
+    out[name] = search(n_jobs, backend)
+print("RESULT", __import__("json").dumps(out))
+"""
+
+BACKEND = """
+import time, numpy as np, keras
+from sktransfer import TransferClassifier
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 20)).astype("float32"); y = rng.integers(0, 3, 200)
+init = keras.initializers.GlorotUniform
+src = keras.Sequential([keras.Input((20,)),
+    keras.layers.Dense(64, activation="relu", kernel_initializer=init(0)),
+    keras.layers.Dense(32, activation="relu", kernel_initializer=init(1)),
+    keras.layers.Dense(3, activation="softmax", kernel_initializer=init(2))])
+times = []
+for _ in range(4):
+    start = time.perf_counter()
+    TransferClassifier(src, freeze=1, alpha=0.5, epochs=20, random_state=0).fit(X, y)
+    times.append(time.perf_counter() - start)
+print("RESULT", __import__("json").dumps({"first": times[0], "refit": sorted(times[1:])[1]}))
+"""
+
+
+def _run(code, **env):
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="also write the results as markdown to this file")
+    args = parser.parse_args(argv)
+    lines = [f"Machine: {os.cpu_count()} CPUs. Command: `python benchmarks/scaling.py`.", ""]
+
+    search = _run(SEARCH)
+    base, base_scores = search["n_jobs=1"]
+    lines += [
+        "| search (4 candidates x 3 folds) | time | speed-up | same scores |",
+        "|---|---|---|---|",
+    ]
+    for name, (seconds, scores) in search.items():
+        lines.append(
+            f"| {name} | {seconds:.1f} s | {base / seconds:.2f} | {scores == base_scores} |"
+        )
+
+    lines += ["", "| backend (CPU) | first fit | refit (median) |", "|---|---|---|"]
+    for backend in ("tensorflow", "jax"):
+        try:
+            result = _run(BACKEND, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+        except subprocess.CalledProcessError as exc:
+            lines.append(f"| {backend} | not run: {exc.stderr.strip().splitlines()[-1]} | |")
+            continue
+        lines.append(f"| {backend} | {result['first']:.2f} s | {result['refit']:.2f} s |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
