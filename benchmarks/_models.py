@@ -25,24 +25,35 @@ def mlp_source(n_features=20, hidden=(64, 32), n_outputs=10, seed=0):
     return keras.Model(inputs, outputs, name="mlp_source")
 
 
-def cnn_source(shape=(32, 32, 3), n_outputs=10, seed=0, dense=None):
+def cnn_source(shape=(32, 32, 3), n_outputs=10, seed=0, dense=None, width=1):
     """A small functional CNN: Conv-Conv-Pool-Conv-GAP-Dense (about 24k parameters).
 
     ``dense`` adds a fully connected ReLU layer of that width before the output
-    layer, as many image classifiers have.
+    layer, as many image classifiers have; ``width`` multiplies the number of
+    channels of every convolution.
     """
     import keras
 
     inputs = keras.Input(shape, name="image")
     h = keras.layers.Conv2D(
-        16, 3, padding="same", activation="relu", kernel_initializer=_init(seed), name="c1"
+        16 * width, 3, padding="same", activation="relu", kernel_initializer=_init(seed), name="c1"
     )(inputs)
     h = keras.layers.Conv2D(
-        32, 3, padding="same", activation="relu", kernel_initializer=_init(seed + 1), name="c2"
+        32 * width,
+        3,
+        padding="same",
+        activation="relu",
+        kernel_initializer=_init(seed + 1),
+        name="c2",
     )(h)
     h = keras.layers.MaxPooling2D(2, name="pool")(h)
     h = keras.layers.Conv2D(
-        64, 3, padding="same", activation="relu", kernel_initializer=_init(seed + 2), name="c3"
+        64 * width,
+        3,
+        padding="same",
+        activation="relu",
+        kernel_initializer=_init(seed + 2),
+        name="c3",
     )(h)
     h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
     if dense:

@@ -27,9 +27,15 @@ GRID = {
     "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [-1, "all"]},
     "cv": 3,
     "dense": 64,
+    "width": 2,
 }
 # Row 4b, for context: the plain CNN, where freeze=2 leaves a convolution to train.
-GRID_CONV = {**GRID, "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [2, "all"]}, "dense": None}
+GRID_CONV = {
+    **GRID,
+    "param_grid": {"alpha": [0.0, 0.3, 0.7], "freeze": [2, "all"]},
+    "dense": None,
+    "width": 1,
+}
 PREDICT_ROWS = 32
 REPEAT = {"n_samples": 200, "epochs": 10}
 RSS = {"n_samples": 100, "epochs": 3}
@@ -229,7 +235,8 @@ def grid_search(repeats, c=GRID):
 
     row = Row("4", "GridSearchCV with `memory=<tempdir>` vs without", "<= 0.60", 0.6)
     n_fits = np.prod([len(v) for v in c["param_grid"].values()]) * c["cv"] + 1
-    body = "row 2's CNN" + (f" with a Dense({c['dense']}) before the output" if c["dense"] else "")
+    body = "row 2's CNN" + (f" with {c['width']}x the channels" if c["width"] > 1 else "")
+    body += f" and a Dense({c['dense']}) before the output" if c["dense"] else ""
     row.note = (
         f"{body} as source, grid {c['param_grid']}, {c['cv']} folds ({n_fits} fits with "
         f"the refit), {c['n_samples']} rows, {c['epochs']} epochs; a fresh cache directory "
@@ -239,7 +246,7 @@ def grid_search(repeats, c=GRID):
         row.status = "n/a"
         row.note = "n/a (memory not implemented): TransferClassifier has no `memory` parameter"
         return row
-    source = _models.cnn_source((32, 32, 3), 10, seed=0, dense=c["dense"])
+    source = _models.cnn_source((32, 32, 3), 10, seed=0, dense=c["dense"], width=c["width"])
     X, y = _models.labelled_rows(c["n_samples"], 32 * 32 * 3, c["n_classes"], seed=3)
     directories = []
 

@@ -180,6 +180,22 @@ def resolve_freeze(freeze, body_layers):
     )
 
 
+def _mode_free(layer):
+    """Whether a layer has no weights and computes the same in training and
+    inference (pooling, flattening, reshaping, activations), so that running
+    it with the frozen prefix changes nothing. Such layers right after the
+    frozen ones join the precomputed prefix, whose outputs (pooled features
+    rather than feature maps) are then small enough to cache."""
+    import inspect
+
+    if layer.weights:
+        return False
+    try:
+        return "training" not in inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _split_body(body, body_layers, n_frozen):
     """Split the body into a frozen prefix model and a trainable rest.
 
@@ -343,7 +359,10 @@ def build_network(
     elif n_frozen == len(body_layers):
         frozen, rest = keras.Model(body.input, body.output, name=FROZEN), None
     else:
-        frozen, rest = _split_body(body, body_layers, n_frozen)
+        split = n_frozen
+        while split < len(body_layers) - 1 and _mode_free(body_layers[split]):
+            split += 1
+        frozen, rest = _split_body(body, body_layers, split)
     for layer in frozen_set:
         layer.trainable = False
 

@@ -175,3 +175,27 @@ def test_large_inputs_stream_through_predict(iris):
     assert proba.shape == (len(big), 3)
     np.testing.assert_allclose(proba[: len(X)], clf.predict_proba(X), rtol=1e-6)
     np.testing.assert_allclose(proba[-len(X) :], clf.predict_proba(X), rtol=1e-6)
+
+
+def test_weightless_layers_after_the_frozen_ones_join_the_cached_prefix(tmp_path):
+    init = keras.initializers.GlorotUniform
+    source = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init(0), name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(8, activation="relu", kernel_initializer=init(1), name="fc"),
+            keras.layers.Dense(3, activation="softmax", kernel_initializer=init(2), name="out"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 64)), rng.integers(0, 2, 60)
+    params = dict(freeze=1, alpha=0.5, epochs=2, random_state=0)
+    clf = TransferClassifier(source, memory=str(tmp_path), **params).fit(X, y)
+    assert clf.frozen_layers_ == ["conv"]
+    frozen = clf.model_.get_layer("sktransfer_frozen")
+    assert [layer.name for layer in frozen.layers][-2:] == ["conv", "gap"]
+    # 8 pooled features per row (not 6x6x8 feature maps): small enough to store.
+    assert len(list(tmp_path.rglob("output.pkl"))) == 2
+    plain = TransferClassifier(source, **params).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), plain.predict_proba(X))
