@@ -18,19 +18,33 @@ def _check(name, value, low, high=None):
         raise ValueError(f"{name} must be in {span}; got {value!r}")
 
 
-def _representations(rng, n_features, n_latent, relatedness):
-    """Two feature maps x -> h: the source's, and the target's, which is the
-    source's for ``relatedness=1`` and an independent one for ``0``."""
+def _tasks(n_source, n_target, n_features, n_latent, relatedness, random_state, outputs):
+    """Inputs and latent read-outs of a source and a target task.
+
+    Both tasks read ``h(x) = sin(x W)``; the target's map is
+    ``relatedness * h_source + (1 - relatedness) * h_other`` with an
+    independent ``h_other``. ``outputs`` gives the shapes of the source and
+    target read-out matrices. Returns the generator (for noise) and
+    ``X_source, z_source, X_target, z_target``.
+    """
+    for name, value in (
+        ("n_source", n_source),
+        ("n_target", n_target),
+        ("n_features", n_features),
+        ("n_latent", n_latent),
+    ):
+        _check(name, value, 1)
+    _check("relatedness", relatedness, 0.0, 1.0)
+    rng = check_random_state(random_state)
     shared = rng.normal(size=(n_features, n_latent)) / np.sqrt(n_features)
     other = rng.normal(size=(n_features, n_latent)) / np.sqrt(n_features)
-
-    def source(x):
-        return np.sin(x @ shared)
-
-    def target(x):
-        return relatedness * np.sin(x @ shared) + (1.0 - relatedness) * np.sin(x @ other)
-
-    return source, target
+    read_source = rng.normal(size=(n_latent, *outputs[0]))
+    read_target = rng.normal(size=(n_latent, *outputs[1]))
+    X_source = rng.normal(size=(n_source, n_features))
+    X_target = rng.normal(size=(n_target, n_features))
+    h_target = relatedness * np.sin(X_target @ shared)
+    h_target = h_target + (1.0 - relatedness) * np.sin(X_target @ other)
+    return rng, X_source, np.sin(X_source @ shared) @ read_source, X_target, h_target @ read_target
 
 
 def make_transfer_classification(
@@ -88,25 +102,13 @@ def make_transfer_classification(
     >>> Xs.shape, Xt.shape, len(set(ys.tolist())), len(set(yt.tolist()))
     ((500, 20), (80, 20), 10, 3)
     """
-    for name, value in (
-        ("n_source", n_source),
-        ("n_target", n_target),
-        ("n_features", n_features),
-        ("n_latent", n_latent),
-    ):
-        _check(name, value, 1)
     _check("n_source_classes", n_source_classes, 2)
     _check("n_target_classes", n_target_classes, 2)
-    _check("relatedness", relatedness, 0.0, 1.0)
-    rng = check_random_state(random_state)
-    source_map, target_map = _representations(rng, n_features, n_latent, relatedness)
-    read_source = rng.normal(size=(n_latent, n_source_classes))
-    read_target = rng.normal(size=(n_latent, n_target_classes))
-    X_source = rng.normal(size=(n_source, n_features))
-    X_target = rng.normal(size=(n_target, n_features))
-    y_source = np.argmax(source_map(X_source) @ read_source, axis=1)
-    y_target = np.argmax(target_map(X_target) @ read_target, axis=1)
-    return X_source, y_source, X_target, y_target
+    outputs = ((n_source_classes,), (n_target_classes,))
+    _, X_source, z_source, X_target, z_target = _tasks(
+        n_source, n_target, n_features, n_latent, relatedness, random_state, outputs
+    )
+    return X_source, np.argmax(z_source, axis=1), X_target, np.argmax(z_target, axis=1)
 
 
 def make_transfer_regression(
@@ -154,24 +156,17 @@ def make_transfer_regression(
     >>> ys.shape, yt.shape
     ((3000, 4), (50,))
     """
-    for name, value in (
-        ("n_source", n_source),
-        ("n_target", n_target),
-        ("n_features", n_features),
-        ("n_latent", n_latent),
-        ("n_source_targets", n_source_targets),
-    ):
-        _check(name, value, 1)
-    _check("relatedness", relatedness, 0.0, 1.0)
+    _check("n_source_targets", n_source_targets, 1)
     _check("noise", noise, 0.0)
-    rng = check_random_state(random_state)
-    source_map, target_map = _representations(rng, n_features, n_latent, relatedness)
-    read_source = rng.normal(size=(n_latent, n_source_targets))
-    read_target = rng.normal(size=n_latent)
-    X_source = rng.normal(size=(n_source, n_features))
-    X_target = rng.normal(size=(n_target, n_features))
-    y_source = source_map(X_source) @ read_source
-    y_target = target_map(X_target) @ read_target
+    rng, X_source, y_source, X_target, y_target = _tasks(
+        n_source,
+        n_target,
+        n_features,
+        n_latent,
+        relatedness,
+        random_state,
+        ((n_source_targets,), ()),
+    )
     y_source = y_source + noise * rng.normal(size=y_source.shape)
     y_target = y_target + noise * rng.normal(size=y_target.shape)
     return X_source, y_source, X_target, y_target
