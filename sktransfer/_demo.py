@@ -102,24 +102,28 @@ def _splits(y, shots, n_splits, seed):
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def _plot(curve, path):
+def _plot(sizes, curve, path):
+    """Save the transfer-gain curve with ``TransferGainDisplay``, or None without matplotlib."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
         return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import TransferGainDisplay
+
+    transfer, scratch = curve
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, (sizes, means, stds) in curve.items():
-        means, stds = np.array(means), np.array(stds)
-        ax.plot(sizes, means, marker="o", label=name)
-        ax.fill_between(sizes, means - stds, means + stds, alpha=0.2)
-    ax.set_xlabel("labelled target samples")
-    ax.set_ylabel("test accuracy")
+    TransferGainDisplay(
+        train_sizes=sizes,
+        scores=curve,
+        transfer_name=transfer,
+        scratch_name=scratch,
+        score_name="Test accuracy",
+    ).plot(ax=ax)
+    ax.set_xlabel("Labelled target samples")
     ax.set_title("Transfer gain on the few-shot target task")
-    ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -160,16 +164,14 @@ def run(shots=10, seed=0, output=".", quick=False, use_cache=True, stream=sys.st
         rows.append((name, float(np.mean(scores)), float(np.std(scores))))
     curve = {}
     for name in curve_models:
-        means, stds = [], []
+        curve[name] = []
         for k in curve_shots:
             scores = []
             for train, test in _splits(y_pool, k, n_splits, seed):
                 scores.append(_score(models[name], X_pool, y_pool, train, test))
                 done += 1
                 _progress(done, total, f"curve: {name} ({k} per class)")
-            means.append(float(np.mean(scores)))
-            stds.append(float(np.std(scores)))
-        curve[name] = ([k * 3 for k in curve_shots], means, stds)
+            curve[name].append(scores)
 
     scratch = dict((name, mean) for name, mean, _ in rows)["same network from scratch"]
     print(
@@ -179,7 +181,7 @@ def run(shots=10, seed=0, output=".", quick=False, use_cache=True, stream=sys.st
     for name, mean, std in rows:
         print(f"{name:44s} {mean:7.3f} ± {std:5.3f} {mean - scratch:+8.3f}", file=stream)
     Path(output).mkdir(parents=True, exist_ok=True)
-    saved = _plot(curve, Path(output) / "transfer_gain.png")
+    saved = _plot([k * 3 for k in curve_shots], curve, Path(output) / "transfer_gain.png")
     if saved is None:
         print("matplotlib is not installed: no plot (pip install matplotlib)", file=stream)
     else:
