@@ -90,9 +90,13 @@ def make_transfer_classification(
     Returns
     -------
     X_source : ndarray of shape (n_source, n_features)
+        Source inputs.
     y_source : ndarray of shape (n_source,)
+        Source class labels, integers in ``[0, n_source_classes)``.
     X_target : ndarray of shape (n_target, n_features)
+        Target inputs.
     y_target : ndarray of shape (n_target,)
+        Target class labels, integers in ``[0, n_target_classes)``.
 
     Examples
     --------
@@ -131,8 +135,9 @@ def make_transfer_regression(
 
     Parameters
     ----------
-    n_source, n_target, n_features, n_latent : int
-        As in :func:`make_transfer_classification`.
+    n_source, n_target, n_features, n_latent : int, default=3000, 1000, 20 and 8
+        Numbers of source and target samples, of input features and of
+        representation features, as in :func:`make_transfer_classification`.
     n_source_targets : int, default=4
         Number of source outputs.
     relatedness : float in [0, 1], default=1.0
@@ -145,9 +150,13 @@ def make_transfer_regression(
     Returns
     -------
     X_source : ndarray of shape (n_source, n_features)
+        Source inputs.
     y_source : ndarray of shape (n_source, n_source_targets)
+        Source targets.
     X_target : ndarray of shape (n_target, n_features)
+        Target inputs.
     y_target : ndarray of shape (n_target,)
+        Target values.
 
     Examples
     --------
@@ -192,9 +201,16 @@ def load_digits_transfer(split="classes"):
 
     Returns
     -------
-    X_source, y_source, X_target, y_target : ndarrays
-        With 64 columns; for ``"transposed"`` the two tasks hold the same
-        1797 digits, upright and transposed.
+    X_source : ndarray of shape (n_source, 64)
+        Source images, one flattened 8x8 image per row.
+    y_source : ndarray of shape (n_source,)
+        Source digit labels.
+    X_target : ndarray of shape (n_target, 64)
+        Target images; for ``"transposed"`` the same 1797 digits as
+        ``X_source``, transposed.
+    y_target : ndarray of shape (n_target,)
+        Target labels: digits 5-9 relabelled 0-4 for ``"classes"``, the
+        digits themselves for ``"transposed"``.
 
     Examples
     --------

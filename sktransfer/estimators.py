@@ -27,12 +27,13 @@ _PRIVATE_FITTED = ("_network", "_y_mean", "_y_scale", "_y_ndim")
 _PARAMETERS_DOC = """
     Parameters
     ----------
-    source : keras.Model, str, path-like or callable
+    source : keras.Model, str, path-like or callable, default=None
         The source model: a Sequential or functional ``keras.Model``, a path to
         a ``.keras`` file (loaded in Keras' safe mode), a fitted scikit-learn
         wrapper of a Keras model (scikeras or ``keras.wrappers``), or a
         zero-argument callable returning a model. It is never modified: fit
         works on a copy, and ``clone`` shares it instead of copying it.
+        Required: ``None`` raises an error in ``fit``.
 
     freeze : int or "all", default=0
         Freeze depth. The first ``freeze`` layers of the source body that hold
@@ -201,7 +202,30 @@ def _check_number(name, value, kind, low=None, high=None, low_open=False, high_o
 
 
 class BaseTransfer(BaseEstimator):
-    """Shared machinery of the transfer estimators (not for direct use)."""
+    __doc__ = (
+        """Shared machinery of the transfer estimators (not for direct use).
+
+    :class:`TransferClassifier` and :class:`TransferRegressor` derive from it
+    and add only their target handling; the parameters they share are
+    documented once, here and in each of them.
+"""
+        + _PARAMETERS_DOC
+        + """
+    See Also
+    --------
+    TransferClassifier : Transfer to a classification task.
+    TransferRegressor : Transfer to a regression task.
+
+    Examples
+    --------
+    >>> from sktransfer import TransferClassifier, TransferRegressor
+    >>> from sktransfer.estimators import BaseTransfer
+    >>> issubclass(TransferClassifier, BaseTransfer), issubclass(TransferRegressor, BaseTransfer)
+    (True, True)
+    >>> sorted(set(TransferClassifier().get_params()) - set(BaseTransfer().get_params()))
+    ['class_weight']
+    """
+    )
 
     # Precompute the frozen prefix's outputs when it is safe (tests turn it off
     # to check that both paths train the same network).
@@ -283,6 +307,10 @@ class BaseTransfer(BaseEstimator):
         ----------
         path : str or path-like
             Where to write (a zip file; ``.skt`` by convention).
+
+        See Also
+        --------
+        sktransfer.load : Read the file back.
         """
         from .persistence import save
 

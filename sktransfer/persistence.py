@@ -88,6 +88,30 @@ def save(estimator, path):
         A fitted estimator.
     path : str or path-like
         Where to write; by convention with a ``.skt`` suffix.
+
+    See Also
+    --------
+    load : Read the file back.
+
+    Examples
+    --------
+    >>> import os, tempfile, zipfile
+    >>> import keras
+    >>> import numpy as np
+    >>> from sktransfer import TransferClassifier
+    >>> from sktransfer.persistence import save
+    >>> source = keras.Sequential([
+    ...     keras.Input((4,)),
+    ...     keras.layers.Dense(8, activation="relu"),
+    ...     keras.layers.Dense(3, activation="softmax"),
+    ... ])
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> clf = TransferClassifier(source, epochs=2, random_state=0).fit(X, np.arange(30) % 3)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "clf.skt")
+    ...     save(clf, path)  # the same as clf.save(path)
+    ...     sorted(zipfile.ZipFile(path).namelist())
+    ['estimator.json', 'model.keras', 'source.keras']
     """
     import keras
     from sklearn.utils.validation import check_is_fitted
@@ -169,6 +193,32 @@ def load(path, *, safe_mode=True):
     -------
     estimator : TransferClassifier or TransferRegressor
         The fitted estimator, predicting exactly as when it was saved.
+
+    See Also
+    --------
+    save : Write a fitted estimator to a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import keras
+    >>> import numpy as np
+    >>> from sktransfer import TransferClassifier, load
+    >>> source = keras.Sequential([
+    ...     keras.Input((4,)),
+    ...     keras.layers.Dense(8, activation="relu"),
+    ...     keras.layers.Dense(3, activation="softmax"),
+    ... ])
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> clf = TransferClassifier(source, epochs=2, random_state=0).fit(X, np.arange(30) % 3)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "clf.skt")
+    ...     clf.save(path)
+    ...     loaded = load(path)
+    >>> loaded.classes_.tolist(), loaded.n_iter_
+    ([0, 1, 2], 2)
+    >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
+    True
     """
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -350,7 +350,26 @@ def h_score(features, y):
 
 
 class RankedSource(NamedTuple):
-    """One row of a :class:`SourceRanking`."""
+    """One row of a :class:`SourceRanking`: a source's name, score and time taken.
+
+    Parameters
+    ----------
+    name : str
+        Display name of the source.
+
+    score : float
+        Its transferability score; higher is better.
+
+    seconds : float
+        Time taken to load the source, run it on ``X`` and compute its score.
+
+    Examples
+    --------
+    >>> from sktransfer.selection import RankedSource
+    >>> row = RankedSource("mlp", -0.25, 0.5)
+    >>> row.name, row.score, row.seconds
+    ('mlp', -0.25, 0.5)
+    """
 
     name: str
     score: float
@@ -372,6 +391,20 @@ class SourceRanking:
 
     method : str
         The score used, as passed to :func:`rank_sources`.
+
+    Attributes
+    ----------
+    rows : tuple of RankedSource
+        The rows, best score first.
+
+    method : str
+        The score used.
+
+    names : list of str
+        Names of the sources, best first.
+
+    scores : list of float
+        Scores of the sources, best first.
 
     Examples
     --------
@@ -422,6 +455,14 @@ class SourceRanking:
         frame : pandas.DataFrame
             Columns ``name``, ``score`` and ``seconds``; the index is the rank,
             starting at 1.
+
+        Examples
+        --------
+        >>> from sktransfer.selection import SourceRanking
+        >>> ranking = SourceRanking([("a", -0.9, 0.5), ("b", -0.2, 0.4)], method="logme")
+        >>> frame = ranking.to_frame()
+        >>> frame.index.name, frame.index.tolist(), frame["name"].tolist()
+        ('rank', [1, 2], ['b', 'a'])
         """
         import pandas as pd
 
@@ -501,18 +542,22 @@ def rank_sources(sources, X, y, method="logme", *, batch_size=256):
     >>> import keras
     >>> import numpy as np
     >>> from sktransfer.selection import rank_sources
-    >>> def mlp(name, seed):
-    ...     init = keras.initializers.GlorotUniform(seed)
-    ...     return keras.Sequential([
+    >>> def mlp(name, sees_first_feature):
+    ...     init = keras.initializers.GlorotUniform(seed=0)
+    ...     model = keras.Sequential([
     ...         keras.Input((4,)),
     ...         keras.layers.Dense(16, activation="tanh", kernel_initializer=init),
     ...         keras.layers.Dense(3, activation="softmax", kernel_initializer=init),
     ...     ], name=name)
+    ...     kernel, bias = model.layers[0].get_weights()
+    ...     kernel[0] *= sees_first_feature  # 0: the features ignore X[:, 0]
+    ...     model.layers[0].set_weights([kernel, bias])
+    ...     return model
     >>> X = np.random.default_rng(0).normal(size=(50, 4))
     >>> y = (X[:, 0] > 0).astype(int)
-    >>> ranking = rank_sources([mlp("a", 0), mlp("b", 1)], X, y, method="logme")
-    >>> sorted(ranking.names)
-    ['a', 'b']
+    >>> ranking = rank_sources([mlp("blind", 0), mlp("sighted", 1)], X, y, method="logme")
+    >>> ranking.names  # best first: only "sighted" sees what y depends on
+    ['sighted', 'blind']
     >>> list(ranking.to_frame().columns)
     ['name', 'score', 'seconds']
     """
