@@ -3,13 +3,15 @@ across fits of one configuration, and no fit leaves graphs behind.
 
 A grid search trains the same architecture again and again on small folds,
 where building and tracing the training function costs more than training.
-The first fit of a configuration trains the estimator's own network; the
-second builds a *worker* network for the configuration and traces it; every
-later fit copies its fresh initial weights into the idle worker, restores the
-optimizer's initial state and trains with the already traced functions. A
-single fit of a large model thus pays for no spare copy. A worker's trained
-weights are copied into the estimator's own network, so fitted estimators
-never share weights, and the result is what a fresh fit gives.
+A fit of a configuration without an idle *worker* builds one: a second copy
+of the network, traced and kept; every later fit copies its fresh initial
+weights into the idle worker, restores the optimizer's initial state and
+trains with the already traced functions. The spare copy costs a network
+build, little next to the trace it saves, except for large networks: those
+get a worker only from a configuration's second fit, so a single fit of a
+large model pays for no spare copy. A worker's trained weights are copied
+into the estimator's own network, so fitted estimators never share weights,
+and the result is what a fresh fit gives.
 """
 
 import contextlib
@@ -18,8 +20,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-_MAX_WORKERS = 4
+_MAX_WORKERS = 8
 _MAX_PARAMS = 5_000_000  # above this, a spare copy of the network costs too much memory
+_SMALL_PARAMS = 1_000_000  # below this, a worker is built from a configuration's first fit
 
 
 class _Workers:
@@ -91,6 +94,12 @@ def compatible(a, b):
 
 def reusable(network):
     return network.model.count_params() <= _MAX_PARAMS
+
+
+def keep_worker(key, network):
+    """Whether this fit builds a worker: small networks at once, others when seen before."""
+    seen = WORKERS.seen(key)
+    return seen or network.model.count_params() <= _SMALL_PARAMS
 
 
 @contextlib.contextmanager
