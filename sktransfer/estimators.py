@@ -435,21 +435,31 @@ class BaseTransfer(BaseEstimator):
             network.body, network.head = parts[BODY], parts[HEAD]
         return network
 
-    def _source_term(self, network, graph, X, y, source_data, memory):
+    def _source_term(self, network, graph, X, y, source_data, memory, prefix, fresh):
         """Targets and settings for the active source-knowledge term.
 
         Returns ``(mode, targets, extra)``: ``mode`` is the active term (None
         when ``alpha=0``), ``targets`` what the network trains on, and
         ``extra`` the keyword arguments of ``TransferNet`` for it (with the
-        source rows under ``"source"`` for joint training).
+        source rows under ``"source"`` for joint training). ``prefix`` holds
+        the frozen prefix's outputs on ``X`` (or None), and ``fresh`` says
+        that the network still holds the source's weights.
         """
+        from ._batches import call_batched
         from ._cache import activations
         from ._objective import source_task_loss
 
         mode = self.source_loss if self.alpha > 0 else None
         if mode == "distill":
-            if network.teacher is None:
-                # The untouched source's outputs, computed once per fit.
+            head = network.source_head
+            if network.teacher is None and prefix is not None and fresh and head is not None:
+                # The untouched source's outputs, computed once per fit: the
+                # layers after the frozen prefix still hold the source's
+                # weights, so the forward pass goes on from the prefix's
+                # outputs instead of running the frozen layers again.
+                rest = [m for m in (network.body, head) if m is not None]
+                teacher = call_batched(rest, prefix).astype(np.float32)
+            elif network.teacher is None:
                 source_x = X.reshape((len(X), *graph.input.shape[1:]))
                 teacher = activations(memory, [graph], source_x).astype(np.float32)
             else:
@@ -479,7 +489,7 @@ class BaseTransfer(BaseEstimator):
             )
         return None, y, {}
 
-    def _frozen_prefix(self, network, X, source_rows, memory):
+    def _frozen_prefix(self, network, X, memory):
         """Outputs of the frozen prefix, computed once, or None if unsafe.
 
         Precomputing is safe when nothing trainable comes before the frozen
@@ -498,10 +508,7 @@ class BaseTransfer(BaseEstimator):
             first = activations(None, models, probe)
             if not np.array_equal(first, activations(None, models, probe)):
                 return None
-        inputs = activations(memory, models, X)
-        if source_rows is not None:
-            source_rows = (activations(memory, [network.frozen], source_rows[0]), source_rows[1])
-        return inputs, source_rows
+        return activations(memory, models, X)
 
     def _fit(self, X, y, sample_weight, task, n_outputs, activation, source_data=None):
         """Train the target network on validated, encoded data."""
@@ -509,6 +516,7 @@ class BaseTransfer(BaseEstimator):
 
         from . import _trainer
         from ._batches import Batches
+        from ._cache import activations
         from ._network import functional_graph
         from ._objective import TransferNet
         from ._source import resolve_source
@@ -539,12 +547,18 @@ class BaseTransfer(BaseEstimator):
         )
         with _naming_path(self.source):
             network = self._network_for(source, **build)
-        mode, targets, extra = self._source_term(network, graph, X, y, source_data, memory)
+        prefix = self._frozen_prefix(network, X, memory)
+        fresh = self.pretrained and not warm
+        mode, targets, extra = self._source_term(
+            network, graph, X, y, source_data, memory, prefix, fresh
+        )
         source_rows = extra.pop("source", None)
-        prefix = self._frozen_prefix(network, X, source_rows, memory)
         inputs = X
         if prefix is not None:
-            inputs, source_rows = prefix
+            inputs = prefix
+            if source_rows is not None:
+                x_source, y_source = source_rows
+                source_rows = (activations(memory, [network.frozen], x_source), y_source)
         net_args = dict(task=task, alpha=self.alpha, mode=mode, prefix_cached=prefix is not None)
         net_args.update(extra)
         own = TransferNet(network, **net_args)

@@ -139,7 +139,8 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     memory = joblib.Memory(tmp_path, verbose=0)
     first = TransferClassifier(source, memory=memory, **params).fit(X, y).predict_proba(X)
     entries = sorted(tmp_path.rglob("output.pkl"))
-    assert len(entries) == 2  # the frozen prefix and the source's outputs
+    # The frozen prefix only: the source's outputs go on from it, no second pass.
+    assert len(entries) == 1
     second = TransferClassifier(source, memory=memory, **params).fit(X, y)
     assert sorted(tmp_path.rglob("output.pkl")) == entries
     by_path = TransferClassifier(source, memory=str(tmp_path / "by_path"), **params).fit(X, y)
@@ -147,19 +148,34 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second.predict_proba(X), expected)
 
-    # An entry that no longer loads, and one that loads but holds wrong values.
+    # An entry that no longer loads, then one that loads but holds wrong values.
     entries[0].write_bytes(b"not a pickle")
-    values, _ = joblib.load(entries[1])
-    joblib.dump((np.zeros_like(values), "digest of other values"), entries[1])
     third = TransferClassifier(source, memory=memory, **params).fit(X, y)
     np.testing.assert_array_equal(third.predict_proba(X), expected)
+    values, _ = joblib.load(entries[0])
+    joblib.dump((np.zeros_like(values), "digest of other values"), entries[0])
+    fourth = TransferClassifier(source, memory=memory, **params).fit(X, y)
+    np.testing.assert_array_equal(fourth.predict_proba(X), expected)
+
+
+def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
+    X, y = iris
+    source = mlp()
+    params = dict(freeze=0, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
+    expected = TransferClassifier(source, **{**params, "memory": None}).fit(X, y)
+    cached = TransferClassifier(source, **params).fit(X, y)
+    assert len(list(tmp_path.rglob("output.pkl"))) == 1  # the source's outputs
+    again = TransferClassifier(source, **params).fit(X, y)
+    for fitted in (cached, again):
+        np.testing.assert_array_equal(fitted.predict_proba(X), expected.predict_proba(X))
 
 
 def test_memory_does_not_store_activations_larger_than_the_input(tmp_path, iris):
     X, y = iris
     params = dict(freeze=1, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
     TransferClassifier(mlp(), **params).fit(X, y)  # 16 prefix outputs for 4 inputs
-    assert len(list(tmp_path.rglob("output.pkl"))) == 1  # the source's 3 outputs only
+    # Nothing stored: the source's outputs are computed on from the prefix.
+    assert list(tmp_path.rglob("output.pkl")) == []
 
 
 def test_memory_is_validated(iris):
@@ -196,6 +212,6 @@ def test_weightless_layers_after_the_frozen_ones_join_the_cached_prefix(tmp_path
     frozen = clf.model_.get_layer("sktransfer_frozen")
     assert [layer.name for layer in frozen.layers][-2:] == ["conv", "gap"]
     # 8 pooled features per row (not 6x6x8 feature maps): small enough to store.
-    assert len(list(tmp_path.rglob("output.pkl"))) == 2
+    assert len(list(tmp_path.rglob("output.pkl"))) == 1
     plain = TransferClassifier(source, **params).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), plain.predict_proba(X))
