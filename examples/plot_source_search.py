@@ -74,7 +74,7 @@ print(ranking)
 # ----------
 # The grid crosses the source with the freeze depth: ``"all"`` keeps the whole
 # source body fixed (feature extraction), ``1`` fine-tunes its top layer.
-# Clones made by the search share the source models instead of copying them.
+# (The search copies each grid value for every fit; results are unaffected.)
 from sklearn.model_selection import GridSearchCV
 
 from sktransfer import TransferClassifier
