@@ -62,23 +62,29 @@ def _worth_storing(models, x):
     return output <= max(x[0].size, 1)
 
 
-def activations(memory, models, x):
+def cacheable(memory, models, x):
+    """Whether ``activations`` stores and reads the outputs of ``models`` on ``x``."""
+    return (
+        memory is not None
+        and getattr(memory, "location", None) is not None
+        and len(x) > 0
+        and _worth_storing(models, x)
+    )
+
+
+def activations(memory, models, x, key=None):
     """``models`` applied in sequence to ``x`` in inference mode, as NumPy.
 
     With a ``joblib.Memory`` that has a location, results no larger than the
-    input are cached under the models' fingerprint and the data. Each entry
-    carries its own hash and is recomputed when it does not match (a corrupt
-    entry that still loads); one that fails to load is recomputed by joblib.
+    input are cached under the models' fingerprint (``key``, computed when
+    None) and the data. Each entry carries its own hash and is recomputed
+    when it does not match (a corrupt entry that still loads); one that fails
+    to load is recomputed by joblib.
     """
-    if (
-        memory is None
-        or getattr(memory, "location", None) is None
-        or not len(x)
-        or not _worth_storing(models, x)
-    ):
+    if not cacheable(memory, models, x):
         return call_batched(models, x)
     cached = memory.cache(_compute, ignore=["models"])
-    key = fingerprint(models)
+    key = fingerprint(models) if key is None else key
     values, digest = cached(key, x, models)
     if joblib.hash(values) != digest:
         (values, _), _ = cached.call(key, x, models)

@@ -22,7 +22,7 @@ _FLOATS = (np.float64, np.float32)
 _SOURCE_LOSSES = ("distill", "l2sp", "joint")
 _ADAPTERS = ("auto", "reshape", "dense", None)
 _PREDICT_BATCH = 4096
-_PRIVATE_FITTED = ("_network", "_y_mean", "_y_scale", "_y_ndim")
+_PRIVATE_FITTED = ("_network", "_predictor", "_y_mean", "_y_scale", "_y_ndim")
 
 _PARAMETERS_DOC = """
     Parameters
@@ -146,6 +146,11 @@ _PARAMETERS_DOC = """
         convolutions with many channels) are recomputed rather than stored,
         as loading them would cost more. A corrupt entry is recomputed.
         Without ``memory`` they are still computed only once per fit.
+        ``predict`` and ``score`` read and store the frozen prefix's outputs
+        on the data they are given as well, so the candidates of a search
+        also share them on each scoring fold; their predictions then come
+        from the prefix and the rest of the network run separately, equal to
+        ``model_.predict`` up to float32 rounding (about 1e-7).
 
     warm_start : bool, default=False
         If True and the estimator is fitted, ``fit`` continues training the
@@ -289,6 +294,7 @@ class BaseTransfer(BaseEstimator):
         state = super().__getstate__()
         # Training-time parts share layers with model_; pickle keeps model_ alone.
         state.pop("_network", None)
+        state.pop("_predictor", None)
         return state
 
     def __sklearn_tags__(self):
@@ -646,6 +652,12 @@ class BaseTransfer(BaseEstimator):
             return 1
         return batches.steps_per_epoch
 
+    def _memory_predictor(self):
+        """The fitted network split at its frozen prefix, built once per fit."""
+        if not hasattr(self, "_predictor"):
+            self._predictor = _memory_predictor(self.model_, self.input_adapter_)
+        return self._predictor
+
     def _trace_params(self):
         """Parameters baked into a traced training function."""
         return (self.optimizer, self.source_lr_scale, self.early_stopping, self.n_iter_no_change)
@@ -732,9 +744,20 @@ class BaseTransfer(BaseEstimator):
     # -- prediction --------------------------------------------------------------
 
     def _forward(self, X):
+        from sklearn.utils.validation import check_memory
+
+        from ._cache import activations, cacheable
+
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
         model = self.model_
+        if self.memory is not None:
+            memory = check_memory(self.memory)
+            predictor = self._memory_predictor()
+            if predictor is not None and cacheable(memory, predictor[0], X):
+                # Scoring folds of a search share their frozen-prefix outputs too.
+                prefix, model, key = predictor
+                X = activations(memory, prefix, X, key=key)
         if len(X) <= _PREDICT_BATCH:
             return np.asarray(model.predict_on_batch(X))
         first = np.asarray(model.predict_on_batch(X[:_PREDICT_BATCH]))
@@ -744,6 +767,32 @@ class BaseTransfer(BaseEstimator):
             stop = start + _PREDICT_BATCH
             out[start:stop] = model.predict_on_batch(X[start:stop])
         return out
+
+
+def _memory_predictor(model, adapter_kind):
+    """``(prefix, rest, key)`` to predict through the frozen prefix's cache, or None.
+
+    ``prefix`` is the frozen prefix of ``model`` (with a reshaping adapter),
+    ``rest`` the model from its outputs to the target output, and ``key`` the
+    prefix's fingerprint in the cache. None when nothing frozen comes first
+    or the prefix holds layers other than Keras' own.
+    """
+    import keras
+
+    from ._cache import fingerprint, keras_layers_only
+    from ._network import ADAPTER, BODY, FROZEN, HEAD, parts_of
+
+    parts = parts_of(model)
+    if parts[FROZEN] is None or adapter_kind == "dense":
+        return None
+    prefix = [m for m in (parts[ADAPTER], parts[FROZEN]) if m is not None]
+    if not keras_layers_only(prefix):
+        return None
+    x = inputs = keras.Input(tuple(parts[FROZEN].output.shape[1:]))
+    for part in (parts[BODY], parts[HEAD]):
+        if part is not None:
+            x = part(x)
+    return prefix, keras.Model(inputs, x, name="sktransfer_rest"), fingerprint(prefix)
 
 
 class SourceData:

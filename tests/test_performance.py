@@ -131,31 +131,38 @@ def narrow():
     )
 
 
+def _assert_same_network(fitted, reference):
+    for a, b in zip(fitted.model_.get_weights(), reference.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris):
     X, y = iris
     source = narrow()  # activations no larger than X: worth storing
     params = dict(freeze=1, alpha=0.5, epochs=2, random_state=0)
-    expected = TransferClassifier(source, **params).fit(X, y).predict_proba(X)
+    expected = TransferClassifier(source, **params).fit(X, y)
     memory = joblib.Memory(tmp_path, verbose=0)
-    first = TransferClassifier(source, memory=memory, **params).fit(X, y).predict_proba(X)
+    first = TransferClassifier(source, memory=memory, **params).fit(X, y)
     entries = sorted(tmp_path.rglob("output.pkl"))
     # The frozen prefix only: the source's outputs go on from it, no second pass.
     assert len(entries) == 1
     second = TransferClassifier(source, memory=memory, **params).fit(X, y)
     assert sorted(tmp_path.rglob("output.pkl")) == entries
     by_path = TransferClassifier(source, memory=str(tmp_path / "by_path"), **params).fit(X, y)
-    np.testing.assert_array_equal(by_path.predict_proba(X), expected)
-    np.testing.assert_array_equal(first, expected)
-    np.testing.assert_array_equal(second.predict_proba(X), expected)
+    for fitted in (first, second, by_path):
+        _assert_same_network(fitted, expected)
+        np.testing.assert_allclose(
+            fitted.predict_proba(X), expected.predict_proba(X), rtol=1e-5, atol=1e-6
+        )
 
     # An entry that no longer loads, then one that loads but holds wrong values.
     entries[0].write_bytes(b"not a pickle")
-    third = TransferClassifier(source, memory=memory, **params).fit(X, y)
-    np.testing.assert_array_equal(third.predict_proba(X), expected)
+    _assert_same_network(TransferClassifier(source, memory=memory, **params).fit(X, y), expected)
     values, _ = joblib.load(entries[0])
     joblib.dump((np.zeros_like(values), "digest of other values"), entries[0])
     fourth = TransferClassifier(source, memory=memory, **params).fit(X, y)
-    np.testing.assert_array_equal(fourth.predict_proba(X), expected)
+    _assert_same_network(fourth, expected)
+    np.testing.assert_array_equal(fourth.predict_proba(X), first.predict_proba(X))
 
 
 def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
@@ -168,6 +175,38 @@ def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
     again = TransferClassifier(source, **params).fit(X, y)
     for fitted in (cached, again):
         np.testing.assert_array_equal(fitted.predict_proba(X), expected.predict_proba(X))
+
+
+def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
+    import pickle
+
+    source = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(8, activation="relu", name="fc"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    X, y, X_test = rng.random((60, 64)), rng.integers(0, 3, 60), rng.random((40, 64))
+    params = dict(freeze=1, epochs=2, random_state=0)
+    plain = TransferClassifier(source, **params).fit(X, y)
+    clf = TransferClassifier(source, memory=str(tmp_path), **params).fit(X, y)
+    stored = len(list(tmp_path.rglob("output.pkl")))
+    first = clf.predict_proba(X_test)  # computes and stores the prefix on X_test
+    assert len(list(tmp_path.rglob("output.pkl"))) == stored + 1
+    # A hit, a copy after pickling and a fresh fit all give the same values...
+    np.testing.assert_array_equal(clf.predict_proba(X_test), first)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X_test), first)
+    again = TransferClassifier(source, memory=str(tmp_path), **params).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X_test), first)
+    assert len(list(tmp_path.rglob("output.pkl"))) == stored + 1
+    # ...equal, to float32 rounding, to the network computed in one piece.
+    np.testing.assert_allclose(first, plain.predict_proba(X_test), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(first, clf.model_.predict_on_batch(X_test), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X_test), plain.predict(X_test))
 
 
 def test_memory_does_not_store_activations_larger_than_the_input(tmp_path, iris):
@@ -213,5 +252,4 @@ def test_weightless_layers_after_the_frozen_ones_join_the_cached_prefix(tmp_path
     assert [layer.name for layer in frozen.layers][-2:] == ["conv", "gap"]
     # 8 pooled features per row (not 6x6x8 feature maps): small enough to store.
     assert len(list(tmp_path.rglob("output.pkl"))) == 1
-    plain = TransferClassifier(source, **params).fit(X, y)
-    np.testing.assert_array_equal(clf.predict_proba(X), plain.predict_proba(X))
+    _assert_same_network(clf, TransferClassifier(source, **params).fit(X, y))
