@@ -36,6 +36,9 @@ GRID_CONV = {
     "dense": None,
     "width": 1,
 }
+# Row 4c, for context: row 4's source with twice its channels again, so that the
+# frozen convolutions are most of a fit.
+GRID_WIDE = {**GRID, "width": 4}
 PREDICT_ROWS = 32
 REPEAT = {"n_samples": 200, "epochs": 10}
 RSS = {"n_samples": 100, "epochs": 3}
@@ -227,6 +230,14 @@ def grid_search_conv(repeats):
         "; freeze=2 trains conv c3 every epoch, which no cache can save, and its frozen "
         "activations are larger than the images, so memory does not store them"
     )
+    return row
+
+
+def grid_search_wide(repeats):
+    """Row 4c: the same search on a source whose frozen body dominates a fit."""
+    row = grid_search(repeats, GRID_WIDE)
+    row.key, row.target, row.limit, row.status = "4c", "context (not judged)", None, "-"
+    row.name = "GridSearchCV with memory, 4x-wide CNN (context)"
     return row
 
 

@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("3", "distillation fit", cases.distill, "fit"),
     ("4", "GridSearchCV with memory", cases.grid_search, "grid"),
     ("4b", "GridSearchCV with memory, plain CNN (context)", cases.grid_search_conv, "grid"),
+    ("4c", "GridSearchCV with memory, 4x-wide CNN (context)", cases.grid_search_wide, "grid"),
     ("5", "predict latency", cases.predict, "predict"),
     ("6", "import time", cases.import_time, "import"),
     ("7", "RSS growth per fit", cases.rss_growth, "rss"),
