@@ -7,6 +7,7 @@ through a ``joblib.Memory``.
 """
 
 import joblib
+import numpy as np
 
 from ._batches import call_batched
 
@@ -20,8 +21,12 @@ def fingerprint(models):
     """
     import keras
 
+    def config(layer):
+        # Whether a layer trains does not change what it computes in inference mode.
+        return {k: v for k, v in layer.get_config().items() if k != "trainable"}
+
     layers = [
-        (type(layer).__name__, layer.get_config(), [w.shape for w in layer.weights])
+        (type(layer).__name__, config(layer), [w.shape for w in layer.weights])
         for model in models
         for layer in model.layers
         if not isinstance(layer, keras.layers.InputLayer)
@@ -44,9 +49,49 @@ def keras_layers_only(models):
     return all(own(layer) for model in models for layer in model.layers)
 
 
-def _compute(key, x, models):
-    values = call_batched(models, x)
+def _compute(key, data, x, models, start=None):
+    """Outputs of ``models`` on ``x``, with their hash for checking on load.
+
+    ``start`` is ``(values, tail)`` when the outputs of a shallower prefix of
+    ``models`` are known: the forward pass goes on from them through
+    ``tail``, the same operations on the same rows, so the values are too.
+    """
+    values = call_batched(models, x) if start is None else call_batched([start[1]], start[0])
     return values, joblib.hash(values)
+
+
+def _shallower(cached, models, x, data):
+    """A cached shallower prefix of ``models`` on ``x`` and the layers after it.
+
+    Candidates of a search over freeze depths share their lower frozen
+    layers; a deeper prefix then needs only the layers after the deepest
+    shallower one already stored. Returns ``(values, tail)`` or None.
+    """
+    import keras
+
+    from ._network import graph_layers
+
+    *first, frozen = models
+    layers = graph_layers(frozen)
+    size = max(x[0].size, 1)
+    for layer in reversed(layers[:-1]):
+        try:
+            boundary = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once
+            continue
+        if int(np.prod([d or 1 for d in boundary.shape[1:]])) > size:
+            continue  # never stored: see _worth_storing
+        try:
+            tail = keras.Model(boundary, frozen.output)
+        except ValueError:  # other paths bypass this layer
+            continue
+        shallow = [*first, keras.Model(frozen.input, boundary)]
+        key = fingerprint(shallow)
+        if cached.check_call_in_cache(key, data, x, shallow):
+            values, digest = cached(key, data, x, shallow)
+            if joblib.hash(values) == digest:
+                return values, tail
+    return None
 
 
 def _worth_storing(models, x):
@@ -83,9 +128,13 @@ def activations(memory, models, x, key=None):
     """
     if not cacheable(memory, models, x):
         return call_batched(models, x)
-    cached = memory.cache(_compute, ignore=["models"])
+    cached = memory.cache(_compute, ignore=["x", "models", "start"])
     key = fingerprint(models) if key is None else key
-    values, digest = cached(key, x, models)
+    data = joblib.hash(x)
+    start = None
+    if not cached.check_call_in_cache(key, data, x, models):
+        start = _shallower(cached, models, x, data)
+    values, digest = cached(key, data, x, models, start)
     if joblib.hash(values) != digest:
-        (values, _), _ = cached.call(key, x, models)
+        (values, _), _ = cached.call(key, data, x, models)
     return values

@@ -209,6 +209,38 @@ def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
     np.testing.assert_array_equal(clf.predict(X_test), plain.predict(X_test))
 
 
+def test_memory_deeper_freeze_goes_on_from_a_cached_shallower_one(tmp_path, monkeypatch):
+    from sktransfer import _cache
+
+    source = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(8, activation="relu", name="fc"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 64)), rng.integers(0, 3, 60)
+    params = dict(epochs=2, random_state=0, memory=str(tmp_path))
+    TransferClassifier(source, freeze=1, **params).fit(X, y)  # stores conv + gap outputs
+    ran = []
+    real = _cache.call_batched
+
+    def spy(models, x):
+        ran.append([layer.name for model in models for layer in model.layers])
+        return real(models, x)
+
+    monkeypatch.setattr(_cache, "call_batched", spy)
+    deeper = TransferClassifier(source, freeze="all", **params).fit(X, y)
+    # Only the layer after the stored prefix ran, not the convolution again.
+    assert ran and all("conv" not in names for names in ran)
+    assert any("fc" in names for names in ran)
+    plain = TransferClassifier(source, freeze="all", epochs=2, random_state=0).fit(X, y)
+    _assert_same_network(deeper, plain)
+
+
 def test_memory_does_not_store_activations_larger_than_the_input(tmp_path, iris):
     X, y = iris
     params = dict(freeze=1, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
