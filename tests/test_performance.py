@@ -177,10 +177,9 @@ def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
         np.testing.assert_array_equal(fitted.predict_proba(X), expected.predict_proba(X))
 
 
-def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
-    import pickle
-
-    source = keras.Sequential(
+def pooled_cnn():
+    """Conv, global pooling, Dense: prefix outputs small enough for memory to store."""
+    return keras.Sequential(
         [
             keras.Input((8, 8, 1)),
             keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
@@ -189,6 +188,12 @@ def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
             keras.layers.Dense(3, activation="softmax", name="out"),
         ]
     )
+
+
+def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
+    import pickle
+
+    source = pooled_cnn()
     rng = np.random.default_rng(0)
     X, y, X_test = rng.random((60, 64)), rng.integers(0, 3, 60), rng.random((40, 64))
     params = dict(freeze=1, epochs=2, random_state=0)
@@ -212,15 +217,7 @@ def test_memory_serves_scoring_folds_from_the_prefix_cache(tmp_path):
 def test_memory_deeper_freeze_goes_on_from_a_cached_shallower_one(tmp_path, monkeypatch):
     from sktransfer import _cache
 
-    source = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
-            keras.layers.GlobalAveragePooling2D(name="gap"),
-            keras.layers.Dense(8, activation="relu", name="fc"),
-            keras.layers.Dense(3, activation="softmax", name="out"),
-        ]
-    )
+    source = pooled_cnn()
     rng = np.random.default_rng(0)
     X, y = rng.random((60, 64)), rng.integers(0, 3, 60)
     params = dict(epochs=2, random_state=0, memory=str(tmp_path))
