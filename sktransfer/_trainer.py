@@ -15,7 +15,9 @@ and the result is what a fresh fit gives.
 """
 
 import contextlib
+import re
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 _MAX_WORKERS = 8
 _MAX_PARAMS = 5_000_000  # above this, a spare copy of the network costs too much memory
 _SMALL_PARAMS = 1_000_000  # below this, a worker is built from a configuration's first fit
+_TWIN_CALLS = 4  # predictions of a model served by its architecture's shared twin
 
 
 class _Workers:
@@ -161,3 +164,76 @@ def architecture_key(graph, network):
     for part in (network.adapter, network.body, network.head, network.source_head):
         parts.append(None if part is None else [describe(layer) for layer in part.layers])
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+class _Predictors:
+    """Traced predict functions shared by the networks of one architecture.
+
+    Keras traces a new predict function for every model it predicts with, so
+    a search that scores a fresh ``model_`` per candidate and fold traces once
+    per fit (about 25 ms for a small network) and TensorFlow warns about
+    excessive retracing. Here each architecture gets one *twin* network,
+    traced once; a prediction copies the model's weights into the twin under
+    the twin's lock and runs the twin's traced function, the same graph as the
+    model's own, so the values are the same. A model that keeps predicting
+    (serving rather than scoring) switches to its own traced function after
+    a few calls, which saves the copy; so does a model whose architecture
+    cannot be cloned, and every model on backends other than TensorFlow.
+    """
+
+    def __init__(self, size=8):
+        self._size = size
+        self._twins = OrderedDict()  # architecture key -> (twin or None, lock)
+        self._keys = weakref.WeakKeyDictionary()  # model -> architecture key
+        self._calls = weakref.WeakKeyDictionary()  # model -> predictions so far
+        self._lock = threading.Lock()
+
+    def _hot(self, model):
+        """Whether ``model`` predicted often enough to be worth its own trace."""
+        with self._lock:
+            calls = self._calls[model] = self._calls.get(model, 0) + 1
+        return calls > _TWIN_CALLS
+
+    def _twin(self, model):
+        import hashlib
+        import json
+
+        from ._network import clone_model
+
+        with self._lock:
+            key = self._keys.get(model)
+            if key is None:
+                config = json.dumps(model.get_config(), sort_keys=True, default=str)
+                # Initialiser seeds and generated tensor names differ between
+                # builds of one architecture and change nothing at inference.
+                config = re.sub(r'"seed": -?\d+', '"seed": 0', config)
+                config = re.sub(r"(keras_tensor|input_layer)_\d+", r"\1", config)
+                key = self._keys[model] = hashlib.sha256(config.encode()).hexdigest()
+            entry = self._twins.get(key)
+            if entry is None:
+                try:
+                    twin = clone_model(model)
+                except Exception:  # custom layers that do not clone: no twin
+                    twin = None
+                entry = self._twins[key] = (twin, threading.Lock())
+                while len(self._twins) > self._size:
+                    self._twins.popitem(last=False)
+            self._twins.move_to_end(key)
+            return entry
+
+    def predict(self, model, x):
+        """``model.predict_on_batch(x)`` through the architecture's twin."""
+        import keras
+
+        if keras.backend.backend() != "tensorflow" or self._hot(model):
+            # JAX may donate a twin's buffers, which assign() shares with the model.
+            return np.asarray(model.predict_on_batch(x))
+        twin, lock = self._twin(model)
+        if twin is None or not compatible(twin, model):
+            return np.asarray(model.predict_on_batch(x))
+        with lock:
+            copy_variables(model, twin)
+            return np.asarray(twin.predict_on_batch(x))
+
+
+PREDICTORS = _Predictors()

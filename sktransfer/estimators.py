@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import functools
 import numbers
 import os
 
@@ -747,6 +748,7 @@ class BaseTransfer(BaseEstimator):
         from sklearn.utils.validation import check_memory
 
         from ._cache import activations, cacheable
+        from ._trainer import PREDICTORS
 
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
@@ -758,14 +760,15 @@ class BaseTransfer(BaseEstimator):
                 # Scoring folds of a search share their frozen-prefix outputs too.
                 prefix, model, key = predictor
                 X = activations(memory, prefix, X, key=key)
+        predict = functools.partial(PREDICTORS.predict, model)
         if len(X) <= _PREDICT_BATCH:
-            return np.asarray(model.predict_on_batch(X))
-        first = np.asarray(model.predict_on_batch(X[:_PREDICT_BATCH]))
+            return predict(X)
+        first = predict(X[:_PREDICT_BATCH])
         out = np.empty((len(X), *first.shape[1:]), dtype=first.dtype)
         out[:_PREDICT_BATCH] = first
         for start in range(_PREDICT_BATCH, len(X), _PREDICT_BATCH):
             stop = start + _PREDICT_BATCH
-            out[start:stop] = model.predict_on_batch(X[start:stop])
+            out[start:stop] = predict(X[start:stop])
         return out
 
 
@@ -788,7 +791,7 @@ def _memory_predictor(model, adapter_kind):
     prefix = [m for m in (parts[ADAPTER], parts[FROZEN]) if m is not None]
     if not keras_layers_only(prefix):
         return None
-    x = inputs = keras.Input(tuple(parts[FROZEN].output.shape[1:]))
+    x = inputs = keras.Input(tuple(parts[FROZEN].output.shape[1:]), name="prefix_outputs")
     for part in (parts[BODY], parts[HEAD]):
         if part is not None:
             x = part(x)

@@ -282,3 +282,21 @@ def test_weightless_layers_after_the_frozen_ones_join_the_cached_prefix(tmp_path
     # 8 pooled features per row (not 6x6x8 feature maps): small enough to store.
     assert len(list(tmp_path.rglob("output.pkl"))) == 1
     _assert_same_network(clf, TransferClassifier(source, **params).fit(X, y))
+
+
+def test_search_shares_traced_predict_functions_without_retracing_warnings(iris, caplog):
+    import logging
+
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = iris
+    source = mlp()
+    clf = TransferClassifier(source, epochs=1, random_state=0)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        search = GridSearchCV(clf, {"alpha": [0.0, 0.3], "learning_rate": [1e-3, 1e-2]}, cv=3)
+        search.fit(X, y)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    # Predictions through the shared function equal the model's own, exactly.
+    fitted = search.best_estimator_
+    own = np.asarray(fitted.model_.predict_on_batch(X), dtype=np.float64)
+    np.testing.assert_array_equal(fitted.predict_proba(X), own / own.sum(axis=1, keepdims=True))
