@@ -237,3 +237,117 @@ class _Predictors:
 
 
 PREDICTORS = _Predictors()
+
+
+# -- one traced call per fit ------------------------------------------------------
+
+_LOOP_BYTES = 256 * 2**20  # above this, the data is fed batch by batch instead
+
+
+def train_epochs(net, batches):
+    """Train ``net`` for ``batches``' epochs in one call into a traced loop.
+
+    Keras' ``fit`` costs a few milliseconds per epoch and per fit around the
+    training itself (a ``tf.data`` pipeline that calls back into Python for
+    every batch, callbacks, logs), more than the training of a small head on
+    a few hundred rows. Here the whole data goes to TensorFlow once, with
+    each epoch's row order (drawn exactly as ``Batches`` draws it), and one
+    traced loop runs every epoch's steps through the model's own
+    ``train_step``: the same updates, in the same order, on the same values,
+    as ``fit`` on ``batches``. Returns the per-epoch logs as ``fit``'s
+    history would hold them, or None where this does not apply (another
+    backend, source rows streamed alongside, unordered or too large data, a
+    Keras without the expected internals); the caller then uses ``fit``.
+
+    The traced loop is kept on the network, so a worker (see ``Workers``)
+    traces it once for all its fits.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or batches.source is not None:
+        return None
+    if batches.seed is None or not hasattr(net, "_maybe_symbolic_build"):
+        return None
+    tuple_targets = isinstance(batches.y, tuple)
+    targets = batches.y if tuple_targets else (batches.y,)
+    flat = (batches.x, *targets, batches.sample_weight)
+    if not all(isinstance(a, np.ndarray) for a in flat):
+        return None
+    if sum(a.nbytes for a in flat) > _LOOP_BYTES:
+        return None
+    import tensorflow as tf
+
+    n = len(batches.x)
+    epochs = range(batches.first_epoch, batches.first_epoch + batches.epochs)
+    order = np.stack([batches._permutation(n, "target", e) for e in epochs]).astype(np.int32)
+    first = order[0, : batches.batch_size]
+    nested = _nest(flat, tuple_targets)
+    net._maybe_symbolic_build(data_batch=tuple(_rows(a, first) for a in nested))
+    signature = (batches.batch_size, tuple_targets, tuple((a.shape[1:], a.dtype.str) for a in flat))
+    # A loop is traced for one optimizer and one set of trainable variables:
+    # compiling again (a new training phase) makes a new one.
+    loops = net.__dict__.get("_sktransfer_loops")
+    if loops is None or loops[0] is not net.optimizer:
+        loops = net.__dict__["_sktransfer_loops"] = (net.optimizer, {})
+    if signature not in loops[1]:
+        loops[1][signature] = _traced_loop(net, batches.batch_size, flat, tuple_targets)
+    loop, names = loops[1][signature]
+    values = loop(*(tf.convert_to_tensor(a) for a in flat), tf.convert_to_tensor(order))
+    values = np.asarray(values, dtype=np.float64)
+    return {name: values[:, i].tolist() for i, name in enumerate(names)}
+
+
+def _nest(flat, tuple_targets):
+    """``(x, y, sample_weight)`` from the flat arrays of ``train_epochs``."""
+    x, *targets, weight = flat
+    return x, (tuple(targets) if tuple_targets else targets[0]), weight
+
+
+def _rows(part, rows):
+    if isinstance(part, tuple):
+        return tuple(p[rows] for p in part)
+    return part[rows]
+
+
+def _traced_loop(net, batch_size, flat, tuple_targets):
+    """A traced function running all epochs; returns it and its log names."""
+    import tensorflow as tf
+
+    names = []
+    specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in flat]
+    specs.append(tf.TensorSpec((None, None), tf.int32))
+
+    def loop(*args):
+        *arrays, order = args
+        x, y, weight = _nest(arrays, tuple_targets)
+        n_epochs, n = tf.shape(order)[0], tf.shape(order)[1]
+        steps = (n + batch_size - 1) // batch_size
+
+        def epoch(e, logs):
+            net.reset_metrics()
+            rows_of_epoch = order[e]
+
+            def step(s):
+                rows = rows_of_epoch[s * batch_size : tf.minimum((s + 1) * batch_size, n)]
+                net.train_step(
+                    (
+                        tf.gather(x, rows),
+                        tf.nest.map_structure(lambda t: tf.gather(t, rows), y),
+                        tf.gather(weight, rows),
+                    )
+                )
+                return (s + 1,)
+
+            tf.while_loop(lambda s: s < steps, step, (tf.constant(0),))
+            result = net.get_metrics_result()
+            names[:] = list(result)
+            values = tf.stack([tf.cast(v, tf.float64) for v in result.values()])
+            return e + 1, logs.write(e, values)
+
+        logs = tf.TensorArray(tf.float64, size=n_epochs)
+        _, logs = tf.while_loop(lambda e, _: e < n_epochs, epoch, (tf.constant(0), logs))
+        return logs.stack()
+
+    traced = tf.function(loop, input_signature=specs, autograph=False)
+    traced.get_concrete_function()  # trace now, so that the log names are known
+    return traced, names

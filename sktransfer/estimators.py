@@ -678,6 +678,8 @@ class BaseTransfer(BaseEstimator):
         """Run ``fit`` in its phases (head warm-up, then fine-tuning)."""
         import keras
 
+        from . import _trainer
+
         transferred = [
             layer
             for part in (net.body, net.source_head)
@@ -710,17 +712,21 @@ class BaseTransfer(BaseEstimator):
                     steps_per_execution=self._steps_per_execution(batches),
                 )
             batches.first_epoch, batches.epochs = start, stop - start
-            phase = net.fit(
-                batches,
-                steps_per_epoch=batches.steps_per_epoch,
-                validation_data=validation,
-                initial_epoch=start,
-                epochs=stop,
-                shuffle=False,  # Batches shuffles with its own seeded generator
-                callbacks=phase_callbacks,
-                verbose=self.verbose,
-            )
-            for key, values in phase.history.items():
+            logs = None
+            if not (phase_callbacks or validation is not None or self.verbose):
+                logs = _trainer.train_epochs(net, batches)
+            if logs is None:
+                logs = net.fit(
+                    batches,
+                    steps_per_epoch=batches.steps_per_epoch,
+                    validation_data=validation,
+                    initial_epoch=start,
+                    epochs=stop,
+                    shuffle=False,  # Batches shuffles with its own seeded generator
+                    callbacks=phase_callbacks,
+                    verbose=self.verbose,
+                ).history
+            for key, values in logs.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
         for layer in transferred:
             layer.trainable = trainable[id(layer)]
