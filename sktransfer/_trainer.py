@@ -283,7 +283,11 @@ def train_epochs(net, batches):
     first = order[0, : batches.batch_size]
     nested = _nest(flat, tuple_targets)
     net._maybe_symbolic_build(data_batch=tuple(_rows(a, first) for a in nested))
-    signature = (batches.batch_size, tuple_targets, tuple((a.shape[1:], a.dtype.str) for a in flat))
+    signature = (
+        batches.batch_size,
+        tuple_targets,
+        tuple((a.shape[1:], a.dtype.str) for a in flat),
+    )
     # A loop is traced for one optimizer and one set of trainable variables:
     # compiling again (a new training phase) makes a new one.
     loops = net.__dict__.get("_sktransfer_loops")
