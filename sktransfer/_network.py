@@ -60,6 +60,8 @@ def functional_graph(model):
             f"source model {model.name!r} has {len(inputs)} inputs and "
             f"{len(outputs)} outputs; sktransfer supports exactly one of each."
         )
+    if type(model).__name__ == "Functional" and type(model).__module__.startswith("keras."):
+        return model  # already one (building a view costs a few milliseconds per fit)
     return keras.Model(inputs[0], outputs[0], name=model.name)
 
 

@@ -68,6 +68,71 @@ def test_repeat_fits_reuse_traced_functions_and_match_a_fresh_fit(params, iris):
     np.testing.assert_array_equal(make(0).fit(X, y).predict_proba(X), fresh)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"freeze": 1, "alpha": 0.5},
+        {"freeze": "all", "alpha": 0.3},
+        {"source_loss": "l2sp", "alpha": 0.3},
+        {"head_warmup": 2, "alpha": 0.2},
+    ],
+)
+def test_one_traced_training_call_matches_keras_fit(params, iris, monkeypatch):
+    X, y = iris  # 150 rows in batches of 32: each epoch ends on a short batch
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    source = mlp(dropout=0.2)
+
+    def fit():
+        _trainer.WORKERS.clear()
+        est = TransferClassifier(source, epochs=4, batch_size=32, random_state=0, **params)
+        est.fit(X, y, sample_weight=weights)
+        est.fit(X, y, sample_weight=weights)  # the second fit trains on a worker
+        return est
+
+    fast = fit()
+    monkeypatch.setattr(_trainer, "train_epochs", lambda net, batches: None)
+    keras_fit = fit()
+    assert fast.history_ == keras_fit.history_
+    assert set(fast.history_) == {"loss", "target_loss", "source_loss"}
+    assert len(fast.history_["loss"]) == 4
+    for a, b in zip(fast.model_.get_weights(), keras_fit.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_loop_is_traced_once_per_worker(iris):
+    X, y = iris
+    source = mlp()
+    _trainer.WORKERS.clear()
+    order = np.random.default_rng(0).permutation(len(y))
+    for seed in range(3):  # other seeds and fold sizes: one configuration
+        rows = order[: 100 + seed]
+        TransferClassifier(source, freeze=1, epochs=2, random_state=seed).fit(X[rows], y[rows])
+    (worker,) = _trainer.WORKERS._idle.values()
+    _, loops = worker.net.__dict__["_sktransfer_loops"]
+    ((loop, _),) = loops.values()
+    assert loop.experimental_get_tracing_count() == 1
+
+
+def test_user_callbacks_see_every_batch_and_change_no_result(iris):
+    X, y = iris
+
+    class Count(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            type(self).batches += 1
+
+    source = mlp()
+    plain = TransferClassifier(source, freeze=1, epochs=3, random_state=0).fit(X, y)
+    watched = TransferClassifier(
+        source, freeze=1, epochs=3, random_state=0, callbacks=[Count()]
+    ).fit(X, y)
+    assert Count.batches == 3 * 5  # 150 rows in batches of 32
+    assert watched.history_ == plain.history_
+    np.testing.assert_array_equal(watched.predict_proba(X), plain.predict_proba(X))
+
+
 def test_cached_and_uncached_frozen_prefix_train_the_same_network(iris, monkeypatch):
     X, y = iris
     source = mlp(dropout=0.5)  # Dropout in the frozen part must stay off either way
