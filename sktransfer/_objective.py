@@ -26,14 +26,27 @@ def distill_loss(teacher, student, kind, scale):
     softmax, the mean Bernoulli KL over units for sigmoid, and the squared
     error divided by the teacher outputs' variance (``scale``) otherwise.
     """
+    # Where the backend keeps the student's pre-activation values (TensorFlow
+    # does, as Keras' own losses use them), the log-probabilities come from
+    # them: exact where the probabilities underflow, and no softmax to run
+    # in training, which on small batches costs more than the rest of the
+    # term.
+    logits = getattr(student, "_keras_logits", None)
     if kind == "softmax":
         t = ops.clip(teacher, _EPS, 1.0)
-        s = ops.clip(student, _EPS, 1.0)
-        per_sample = ops.sum(t * (ops.log(t) - ops.log(s)), axis=-1)
+        if logits is None:
+            log_s = ops.log(ops.clip(student, _EPS, 1.0))
+        else:
+            log_s = ops.log_softmax(logits, axis=-1)
+        per_sample = ops.sum(t * (ops.log(t) - log_s), axis=-1)
     elif kind == "sigmoid":
         t = ops.clip(teacher, _EPS, 1.0 - _EPS)
-        s = ops.clip(student, _EPS, 1.0 - _EPS)
-        kl = t * (ops.log(t) - ops.log(s)) + (1 - t) * (ops.log(1 - t) - ops.log(1 - s))
+        if logits is None:
+            s = ops.clip(student, _EPS, 1.0 - _EPS)
+            log_s, log_not_s = ops.log(s), ops.log(1 - s)
+        else:
+            log_s, log_not_s = ops.log_sigmoid(logits), ops.log_sigmoid(-logits)
+        kl = t * (ops.log(t) - log_s) + (1 - t) * (ops.log(1 - t) - log_not_s)
         per_sample = ops.mean(kl, axis=-1)
     else:
         diff = ops.reshape(student - teacher, (ops.shape(student)[0], -1))

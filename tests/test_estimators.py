@@ -500,3 +500,30 @@ def test_pipeline_grid_search_and_cross_validation(source, iris):
     assert set(search.cv_results_["param_clf__freeze"]) == {0, 1}
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.6
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_distillation_term_is_the_exact_kl_even_where_probabilities_underflow(kind):
+    from sktransfer._objective import distill_loss
+
+    logits = np.array([[120.0, 0.0, -40.0], [0.5, -0.3, 2.0]], dtype="float32")
+    teacher = np.array([[0.2, 0.5, 0.3], [0.1, 0.6, 0.3]], dtype="float32")
+    z = logits.astype("float64")
+    if kind == "softmax":
+        student = keras.activations.softmax(keras.ops.convert_to_tensor(logits))
+        log_s = z - z.max(axis=1, keepdims=True)
+        log_s -= np.log(np.exp(log_s).sum(axis=1, keepdims=True))
+        expected = np.sum(teacher * (np.log(teacher) - log_s), axis=1).mean()
+    else:
+        student = keras.activations.sigmoid(keras.ops.convert_to_tensor(logits))
+        log_s, log_not_s = -np.logaddexp(0, -z), -np.logaddexp(0, z)
+        t = teacher.astype("float64")
+        kl = t * (np.log(t) - log_s) + (1 - t) * (np.log(1 - t) - log_not_s)
+        expected = kl.mean(axis=1).mean()
+    value = float(keras.ops.convert_to_numpy(distill_loss(teacher, student, kind, 1.0)))
+    if keras.backend.backend() == "tensorflow":
+        # The first row's probabilities underflow to 0 in float32; the term
+        # comes from the logits, so it is the exact KL divergence.
+        assert value == pytest.approx(expected, rel=1e-5)
+    else:  # probabilities clipped at 1e-7: bounded, never inf or nan
+        assert np.isfinite(value)
