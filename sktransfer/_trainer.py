@@ -17,6 +17,7 @@ and the result is what a fresh fit gives.
 import contextlib
 import re
 import threading
+import time
 import weakref
 from collections import OrderedDict
 
@@ -242,6 +243,8 @@ PREDICTORS = _Predictors()
 # -- one traced call per fit ------------------------------------------------------
 
 _LOOP_BYTES = 256 * 2**20  # above this, the data is fed batch by batch instead
+_FIRST_CHUNK_STEPS = 64  # training steps in the first call of a fit
+_CHUNK_SECONDS = 0.5  # aimed duration of each later call
 
 
 def train_epochs(net, batches):
@@ -296,8 +299,20 @@ def train_epochs(net, batches):
     if signature not in loops[1]:
         loops[1][signature] = _traced_loop(net, batches.batch_size, flat, tuple_targets)
     loop, names = loops[1][signature]
-    values = loop(*(tf.convert_to_tensor(a) for a in flat), tf.convert_to_tensor(order))
-    values = np.asarray(values, dtype=np.float64)
+    tensors = [tf.convert_to_tensor(a) for a in flat]
+    values, done = [], 0
+    # Epochs run in chunks that each take well under a second, timed on the
+    # first: Python sees Ctrl-C only between calls into TensorFlow, so a long
+    # fit stays interruptible. Chunks change nothing in the result.
+    chunk = max(1, _FIRST_CHUNK_STEPS // batches.steps_per_epoch)
+    while done < len(order):
+        stop = min(len(order), done + chunk)
+        start = time.perf_counter()
+        values.append(np.asarray(loop(*tensors, tf.convert_to_tensor(order[done:stop]))))
+        elapsed = max(time.perf_counter() - start, 1e-6)
+        chunk = max(1, int((stop - done) * _CHUNK_SECONDS / elapsed))
+        done = stop
+    values = np.concatenate(values).astype(np.float64)
     return {name: values[:, i].tolist() for i, name in enumerate(names)}
 
 

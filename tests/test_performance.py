@@ -100,6 +100,38 @@ def test_one_traced_training_call_matches_keras_fit(params, iris, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_training_in_chunks_of_epochs_changes_nothing(iris, monkeypatch):
+    X, y = iris
+    source = mlp(dropout=0.2)
+
+    def fit():
+        _trainer.WORKERS.clear()
+        return TransferClassifier(source, freeze=1, alpha=0.5, epochs=5, random_state=0).fit(X, y)
+
+    whole = fit()
+    calls = []
+    real = _trainer._traced_loop
+
+    def counted(*args):
+        loop, names = real(*args)
+
+        def call(*tensors):
+            calls.append(int(tensors[-1].shape[0]))
+            return loop(*tensors)
+
+        return call, names
+
+    # Python sees Ctrl-C only between calls into TensorFlow: long fits are
+    # split into chunks of epochs (here one epoch per call).
+    monkeypatch.setattr(_trainer, "_traced_loop", counted)
+    monkeypatch.setattr(_trainer, "_FIRST_CHUNK_STEPS", 1)
+    monkeypatch.setattr(_trainer, "_CHUNK_SECONDS", 0.0)
+    chunked = fit()
+    assert calls == [1, 1, 1, 1, 1]
+    assert chunked.history_ == whole.history_
+    np.testing.assert_array_equal(chunked.predict_proba(X), whole.predict_proba(X))
+
+
 def test_training_loop_is_traced_once_per_worker(iris):
     X, y = iris
     source = mlp()
