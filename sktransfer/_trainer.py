@@ -248,16 +248,17 @@ _CHUNK_SECONDS = 0.5  # aimed duration of each later call
 
 
 def train_epochs(net, batches):
-    """Train ``net`` for ``batches``' epochs in one call into a traced loop.
+    """Train ``net`` for ``batches``' epochs in a traced loop over all the data.
 
     Keras' ``fit`` costs a few milliseconds per epoch and per fit around the
     training itself (a ``tf.data`` pipeline that calls back into Python for
     every batch, callbacks, logs), more than the training of a small head on
     a few hundred rows. Here the whole data goes to TensorFlow once, with
-    each epoch's row order (drawn exactly as ``Batches`` draws it), and one
-    traced loop runs every epoch's steps through the model's own
-    ``train_step``: the same updates, in the same order, on the same values,
-    as ``fit`` on ``batches``. Returns the per-epoch logs as ``fit``'s
+    each epoch's row order (drawn exactly as ``Batches`` draws it), and a
+    traced loop runs the epochs' steps through the model's own
+    ``train_step`` (all of a small fit's epochs in one or two calls): the
+    same updates, in the same order, on the same values, as ``fit`` on
+    ``batches``. Returns the per-epoch logs as ``fit``'s
     history would hold them, or None where this does not apply (another
     backend, source rows streamed alongside, unordered or too large data, a
     Keras without the expected internals); the caller then uses ``fit``.
