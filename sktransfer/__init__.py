@@ -1,12 +1,12 @@
 """Transfer learning from Keras models as scikit-learn estimators."""
 
+from ._reuse import clear_caches
+from ._version import __version__
 from .estimators import SourceData, TransferClassifier, TransferRegressor
 from .features import SourceFeatures
 from .persistence import load
 from .plotting import HistoryDisplay, TransferGainDisplay
 from .selection import h_score, leep, logme, rank_sources
-
-__version__ = "0.1.0"
 
 __all__ = [
     "HistoryDisplay",
@@ -16,6 +16,7 @@ __all__ = [
     "TransferGainDisplay",
     "TransferRegressor",
     "__version__",
+    "clear_caches",
     "h_score",
     "leep",
     "load",

@@ -4,6 +4,13 @@ import keras
 import numpy as np
 
 
+def take(part, rows):
+    """``rows`` of an array, or of each array in a tuple of them."""
+    if isinstance(part, tuple):
+        return tuple(p[rows] for p in part)
+    return part[rows]
+
+
 class Batches(keras.utils.PyDataset):
     """Mini-batches of ``(x, y, sample_weight)`` for ``epochs`` epochs.
 
@@ -34,10 +41,11 @@ class Batches(keras.utils.PyDataset):
         if source is not None:
             self._source_batch = min(batch_size, len(source[0]))
             self._source_pass = 0
-            self._source_order = self._permutation(len(source[0]), "source", 0)
+            self._source_order = self.permutation(len(source[0]), "source", 0)
             self._source_at = 0
 
-    def _permutation(self, n, stream, index):
+    def permutation(self, n, stream, index):
+        """The row order of pass ``index`` over ``n`` rows of ``stream`` ("target" or "source")."""
         if self.seed is None:
             return np.arange(n)
         salt = 1 if stream == "source" else 0
@@ -49,7 +57,7 @@ class Batches(keras.utils.PyDataset):
         if len(rows) < self._source_batch:
             self._source_pass += 1
             n = len(self._source_order)
-            self._source_order = self._permutation(n, "source", self._source_pass)
+            self._source_order = self.permutation(n, "source", self._source_pass)
             self._source_at = self._source_batch - len(rows)
             rows = np.concatenate([rows, self._source_order[: self._source_at]])
         return rows
@@ -62,30 +70,11 @@ class Batches(keras.utils.PyDataset):
         epoch += self.first_epoch
         if epoch != self._epoch:
             self._epoch = epoch
-            self._order = self._permutation(len(self.x), "target", epoch)
+            self._order = self.permutation(len(self.x), "target", epoch)
         rows = self._order[step * self.batch_size : (step + 1) * self.batch_size]
-        if isinstance(self.y, tuple):
-            y = tuple(part[rows] for part in self.y)
-        else:
-            y = self.y[rows]
+        y = take(self.y, rows)
         if self.source is None:
             return self.x[rows], y, self.sample_weight[rows]
         source_rows = self._source_rows()
-        x_source, y_source = (part[source_rows] for part in self.source)
+        x_source, y_source = take(self.source, source_rows)
         return (self.x[rows], x_source), (y, y_source), self.sample_weight[rows]
-
-
-def call_batched(models, x, batch_size=1024):
-    """Apply ``models`` in sequence, in inference mode, chunk by chunk.
-
-    A plain call never builds a ``predict_function`` on a model, so a source
-    model passed through here is left exactly as it was.
-    """
-
-    def forward(chunk):
-        for model in models:
-            chunk = model(chunk, training=False)
-        return keras.ops.convert_to_numpy(chunk)
-
-    chunks = [forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    return np.concatenate(chunks)

@@ -9,31 +9,8 @@ through a ``joblib.Memory``.
 import joblib
 import numpy as np
 
-from ._batches import call_batched
-
-
-def fingerprint(models):
-    """A stable key for what ``models`` compute: their layers and weights.
-
-    Layer configurations and weights, never the Keras objects themselves:
-    pickling a Keras model embeds a timestamp, so its hash changes on every
-    call.
-    """
-    import keras
-
-    def config(layer):
-        # Whether a layer trains does not change what it computes in inference mode.
-        return {k: v for k, v in layer.get_config().items() if k != "trainable"}
-
-    layers = [
-        (type(layer).__name__, config(layer), [w.shape for w in layer.weights])
-        for model in models
-        for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer)
-    ]
-    weights = [w for model in models for w in model.get_weights()]
-    shapes = [tuple(model.input.shape) for model in models]
-    return joblib.hash((repr(layers), shapes, weights))
+from ._fingerprint import fingerprint
+from ._inference import call_batched
 
 
 def keras_layers_only(models):

@@ -16,13 +16,14 @@ from math import prod
 
 import numpy as np
 
+from ._seeds import draw_seed
+
 ADAPTER, FROZEN, BODY, HEAD = (
     "sktransfer_adapter",
     "sktransfer_frozen",
     "sktransfer_body",
     "sktransfer_head",
 )
-_MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -39,6 +40,10 @@ class Network:
     adapter_kind: str = "none"
     frozen_layers: list = field(default_factory=list)
     source_output: str = "linear"
+
+    def parts(self):
+        """The sub-models a training network calls, None for absent ones."""
+        return (self.adapter, self.frozen, self.body, self.head, self.source_head, self.teacher)
 
 
 def functional_graph(model):
@@ -72,10 +77,6 @@ def graph_layers(graph):
     return [lyr for lyr in graph.layers if not isinstance(lyr, keras.layers.InputLayer)]
 
 
-def _seed(rng):
-    return int(rng.integers(_MAX_SEED))
-
-
 def _reseed_config(config, rng):
     """Give every initialiser and random layer in a layer config its own seed."""
     for key, value in config.items():
@@ -85,9 +86,9 @@ def _reseed_config(config, rng):
             and isinstance(value.get("config"), dict)
             and "seed" in value["config"]
         ):
-            value["config"]["seed"] = _seed(rng)
+            value["config"]["seed"] = draw_seed(rng)
     if "seed" in config:
-        config["seed"] = _seed(rng)
+        config["seed"] = draw_seed(rng)
     return config
 
 
@@ -99,13 +100,9 @@ def _in_memory_cloning():
     the caller's live object, not a file, so nothing untrusted runs; files
     are checked when loaded (``_source.load_model_file``).
     """
-    import contextlib
+    from ._compat import safe_mode_scope
 
-    try:
-        from keras.src.saving.serialization_lib import SafeModeScope
-    except ImportError:  # private API moved: keep safe mode on
-        return contextlib.nullcontext()
-    return SafeModeScope(False)
+    return safe_mode_scope(False)
 
 
 def clone_model(model, clone_function=None):
@@ -235,7 +232,7 @@ def _adapter(kind, n_features, input_shape, rng):
     size = prod(input_shape)
     x = inputs = keras.Input((n_features,), name="X")
     if kind == "dense":
-        init = keras.initializers.GlorotUniform(seed=_seed(rng))
+        init = keras.initializers.GlorotUniform(seed=draw_seed(rng))
         x = keras.layers.Dense(size, kernel_initializer=init, name="projection")(x)
     if len(input_shape) != 1:
         x = keras.layers.Reshape(input_shape, name="reshape")(x)
@@ -278,11 +275,11 @@ def _head(input_shape, hidden, n_outputs, activation, rng):
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden):
-        init = keras.initializers.GlorotUniform(seed=_seed(rng))
+        init = keras.initializers.GlorotUniform(seed=draw_seed(rng))
         x = keras.layers.Dense(
             units, activation="relu", kernel_initializer=init, name=f"hidden_{i}"
         )(x)
-    init = keras.initializers.GlorotUniform(seed=_seed(rng))
+    init = keras.initializers.GlorotUniform(seed=draw_seed(rng))
     x = keras.layers.Dense(
         n_outputs, activation=activation, kernel_initializer=init, name="output"
     )(x)
@@ -317,7 +314,7 @@ def build_network(
     input_adapter,
     pretrained,
     seed,
-    source_loss=None,
+    term,
 ):
     """Build the target network for a source model.
 
@@ -326,36 +323,71 @@ def build_network(
     source : keras.Model
         The resolved source model. It is only read: the network is built on a
         clone.
-    source_loss : {None, "distill", "l2sp", "joint"}
-        The active source-knowledge term. ``"distill"`` and ``"joint"`` also
-        build the part of the source after ``cut`` (the source head);
-        ``"distill"`` with a trainable input adapter, where teacher outputs
-        cannot be computed in advance, also builds a frozen copy of the
-        whole source.
+    term : _source_terms.SourceTerm
+        The active source-knowledge term. A term that uses the source head
+        gets the part of the source after ``cut``; one that needs a teacher
+        in the network (distillation through a trainable input adapter)
+        gets a frozen copy of the whole source.
     """
     import keras
 
     rng = np.random.default_rng(seed)
-    graph = functional_graph(source)
     clone = clone_seeded(source, rng)
     if pretrained:
         clone.set_weights(source.get_weights())
     clone = functional_graph(clone)
-
     layers = graph_layers(clone)
+    cut_index = _cut_index(source, cut, layers)
+    cut_tensor = layer_output(layers[cut_index])
+    body = keras.Model(clone.input, cut_tensor, name=BODY)
+    frozen, rest, frozen_layers = _freeze_body(body, freeze)
+
+    input_shape = tuple(clone.input.shape[1:])
+    kind = resolve_adapter(input_adapter, n_features, input_shape)
+    adapter = _adapter(kind, n_features, input_shape, rng) if kind != "none" else None
+    target_head = _head(
+        tuple(cut_tensor.shape[1:]), head_units(head), n_outputs, output_activation, rng
+    )
+    x = inputs = keras.Input((n_features,), name="X")
+    for part in (adapter, frozen, rest, target_head):
+        if part is not None:
+            x = part(x)
+    net = Network(
+        model=keras.Model(inputs, x, name="sktransfer_target"),
+        adapter=adapter,
+        frozen=frozen,
+        body=rest,
+        head=target_head,
+        adapter_kind=kind,
+        frozen_layers=[layer.name for layer in frozen_layers],
+        source_output=_activation_name(graph_layers(functional_graph(source))[-1]),
+    )
+    if term.uses_source_head and cut_index < len(layers) - 1:
+        net.source_head = _source_head(clone, cut_tensor, cut, term)
+    if term.needs_teacher(kind):
+        net.teacher = clone_model(source)
+        net.teacher.set_weights(source.get_weights())
+        net.teacher.trainable = False
+    return net
+
+
+def _cut_index(source, cut, layers):
     if cut is None and len(layers) < 2:
         raise ValueError(
             f"source model {source.name!r} has {len(layers)} layer(s) besides its input, "
             "so nothing is left once its output layer is cut off; pass cut=-1 to use "
             "its outputs as features"
         )
-    cut_index = resolve_cut(cut, layers)
-    cut_tensor = layer_output(layers[cut_index])
-    body = keras.Model(clone.input, cut_tensor, name=BODY)
+    return resolve_cut(cut, layers)
+
+
+def _freeze_body(body, freeze):
+    """``(frozen, rest, frozen_layers)``: the frozen prefix model, the trainable
+    rest (None when all is frozen) and the layers ``freeze`` froze."""
+    import keras
+
     body_layers = graph_layers(body)
     n_frozen = resolve_freeze(freeze, body_layers)
-    frozen_set = body_layers[:n_frozen]
-
     if n_frozen == 0:
         frozen, rest = None, body
     elif n_frozen == len(body_layers):
@@ -365,46 +397,23 @@ def build_network(
         while split < len(body_layers) - 1 and _mode_free(body_layers[split]):
             split += 1
         frozen, rest = _split_body(body, body_layers, split)
-    for layer in frozen_set:
+    for layer in body_layers[:n_frozen]:
         layer.trainable = False
+    return frozen, rest, body_layers[:n_frozen]
 
-    input_shape = tuple(clone.input.shape[1:])
-    kind = resolve_adapter(input_adapter, n_features, input_shape)
-    adapter = _adapter(kind, n_features, input_shape, rng) if kind != "none" else None
-    target_head = _head(
-        tuple(cut_tensor.shape[1:]), head_units(head), n_outputs, output_activation, rng
-    )
 
-    x = inputs = keras.Input((n_features,), name="X")
-    for part in (adapter, frozen, rest, target_head):
-        if part is not None:
-            x = part(x)
-    model = keras.Model(inputs, x, name="sktransfer_target")
+def _source_head(clone, cut_tensor, cut, term):
+    """The source's own layers after ``cut``, as a model on the body's features."""
+    import keras
 
-    net = Network(
-        model=model,
-        adapter=adapter,
-        frozen=frozen,
-        body=rest,
-        head=target_head,
-        adapter_kind=kind,
-        frozen_layers=[layer.name for layer in frozen_set],
-        source_output=_activation_name(graph_layers(graph)[-1]),
-    )
-    if source_loss in ("distill", "joint") and cut_index < len(layers) - 1:
-        try:
-            net.source_head = keras.Model(cut_tensor, clone.output, name="source_head")
-        except ValueError:
-            raise ValueError(
-                f"cut={cut!r} does not split the source into a body and a head: "
-                f"other paths bypass it, so source_loss={source_loss!r} cannot use "
-                "the source's own output layers"
-            ) from None
-    if source_loss == "distill" and kind == "dense":
-        net.teacher = clone_model(source)
-        net.teacher.set_weights(source.get_weights())
-        net.teacher.trainable = False
-    return net
+    try:
+        return keras.Model(cut_tensor, clone.output, name="source_head")
+    except ValueError:
+        raise ValueError(
+            f"cut={cut!r} does not split the source into a body and a head: "
+            f"other paths bypass it, so source_loss={term.name!r} cannot use "
+            "the source's own output layers"
+        ) from None
 
 
 def parts_of(model):

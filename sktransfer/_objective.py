@@ -19,57 +19,6 @@ def target_loss_fn(task):
     return keras.losses.mean_squared_error
 
 
-def distill_loss(teacher, student, kind, scale):
-    """Batch mean of the distillation distance between source-head outputs.
-
-    ``kind`` is the source output's activation: KL(teacher || student) for
-    softmax, the mean Bernoulli KL over units for sigmoid, and the squared
-    error divided by the teacher outputs' variance (``scale``) otherwise.
-    """
-    # Where the backend keeps the student's pre-activation values (TensorFlow
-    # does, as Keras' own losses use them), the log-probabilities come from
-    # them: exact where the probabilities underflow, and no softmax to run
-    # in training, which on small batches costs more than the rest of the
-    # term.
-    logits = getattr(student, "_keras_logits", None)
-    if kind == "softmax":
-        t = ops.clip(teacher, _EPS, 1.0)
-        if logits is None:
-            log_s = ops.log(ops.clip(student, _EPS, 1.0))
-        else:
-            log_s = ops.log_softmax(logits, axis=-1)
-        per_sample = ops.sum(t * (ops.log(t) - log_s), axis=-1)
-    elif kind == "sigmoid":
-        t = ops.clip(teacher, _EPS, 1.0 - _EPS)
-        if logits is None:
-            s = ops.clip(student, _EPS, 1.0 - _EPS)
-            log_s, log_not_s = ops.log(s), ops.log(1 - s)
-        else:
-            log_s, log_not_s = ops.log_sigmoid(logits), ops.log_sigmoid(-logits)
-        kl = t * (ops.log(t) - log_s) + (1 - t) * (ops.log(1 - t) - log_not_s)
-        per_sample = ops.mean(kl, axis=-1)
-    else:
-        diff = ops.reshape(student - teacher, (ops.shape(student)[0], -1))
-        per_sample = ops.mean(ops.square(diff), axis=-1) / scale
-    return ops.mean(per_sample)
-
-
-def source_task_loss(kind, sparse):
-    """Per-batch loss ``f(y, p, scale)`` of the source head on source labels.
-
-    Cross-entropy for a softmax head (``sparse`` integer labels or one-hot
-    rows), binary cross-entropy for a sigmoid head, and otherwise the squared
-    error divided by the variance of the source targets (``scale``).
-    """
-    if kind == "softmax":
-        if sparse:
-            return lambda y, p, scale: ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
-        return lambda y, p, scale: ops.mean(keras.losses.categorical_crossentropy(y, p))
-    if kind == "sigmoid":
-        return lambda y, p, scale: ops.mean(keras.losses.binary_crossentropy(y, p))
-    return lambda y, p, scale: ops.mean(ops.square(p - y)) / scale
-
-
 def scaled_optimizer(optimizer, variables, scale):
     """``optimizer`` with the updates of ``variables`` scaled by ``scale``.
 
@@ -98,30 +47,13 @@ class TransferNet(keras.Model):
 
     The frozen prefix is always called with ``training=False`` (so its
     BatchNorm and Dropout run in inference mode whatever ``fit`` asks), and
-    the loss adds the source-knowledge term ``mode`` to the target loss:
-
-    - ``"distill"``: ``y`` is ``(y_target, teacher_outputs)`` when teacher
-      outputs are precomputed, else ``y_target`` (the network holds a frozen
-      teacher);
-    - ``"joint"``: ``x`` is ``(x_target, x_source)`` and ``y`` is
-      ``(y_target, y_source)``;
-    - ``"l2sp"``: ``anchors`` pairs each trainable transferred variable with
-      its source value;
-    - ``None``: plain fine-tuning.
+    the loss adds the source-knowledge term to the target loss. The term
+    (see ``_source_terms``) decides what the network outputs in training and
+    how its loss reads them; ``prepared`` holds what it computed before
+    training.
     """
 
-    def __init__(
-        self,
-        network,
-        *,
-        task,
-        alpha,
-        mode,
-        anchors=None,
-        scale=1.0,
-        source_loss=None,
-        prefix_cached=False,
-    ):
+    def __init__(self, network, *, task, alpha, prepared, prefix_cached=False):
         super().__init__()
         self.network = network
         self.adapter = network.adapter
@@ -129,46 +61,31 @@ class TransferNet(keras.Model):
         self.body = network.body
         self.head = network.head
         self.source_head = network.source_head
-        self.teacher = network.teacher if mode == "distill" else None
+        self.teacher = network.teacher
         self.task = task
-        self.mode = mode
+        self.term = prepared.term
         self.prefix_cached = prefix_cached
         self._target_loss = target_loss_fn(task)
-        self._source_task_loss = source_loss
         # Values rather than Python constants, so that one traced training
-        # function serves every alpha (see _trainer).
+        # function serves every alpha (see _reuse).
         constant = keras.initializers.Constant
         self.alpha = self.add_weight(
             shape=(), initializer=constant(float(alpha)), trainable=False, name="alpha"
         )
         self.scale = self.add_weight(
-            shape=(), initializer=constant(float(scale)), trainable=False, name="scale"
+            shape=(), initializer=constant(float(prepared.scale)), trainable=False, name="scale"
         )
-        self._anchor_layers = tuple(anchors or ())
-        if self.mode == "l2sp":
-            values = [value for name in self._anchor_layers for value in anchors[name]]
-            self.anchor_values = [
-                self.add_weight(
-                    shape=value.shape, initializer=constant(value), trainable=False, name="anchor"
-                )
-                for value in values
-            ]
-            norm = max(float(sum((v.astype("float64") ** 2).sum() for v in values)), _EPS)
-            self.anchor_norm = self.add_weight(
-                shape=(), initializer=constant(norm), trainable=False, name="anchor_norm"
-            )
+        self.term.build(self, prepared)
         self.target_tracker = keras.metrics.Mean(name="target_loss")
         self.source_tracker = keras.metrics.Mean(name="source_loss")
 
-    def _anchored(self):
-        """The transferred variables that L2-SP pulls towards their anchors."""
-        return [
-            variable
-            for name in self._anchor_layers
-            for variable in self.body.get_layer(name).trainable_weights
-        ]
+    def adapt(self, x, training):
+        """``x`` mapped onto the source input (unless the prefix ran ahead)."""
+        if self.adapter is not None and not self.prefix_cached:
+            return self.adapter(x, training=training)
+        return x
 
-    def _features(self, z, training):
+    def features(self, z, training):
         """Body features of an input in the source's input space (or past the
         frozen prefix, when its outputs were computed before training)."""
         if self.frozen is not None and not self.prefix_cached:
@@ -177,53 +94,19 @@ class TransferNet(keras.Model):
             z = self.body(z, training=training)
         return z
 
-    def _source_out(self, features, training):
+    def target_output(self, adapted, training):
+        return self.head(self.features(adapted, training), training=training)
+
+    def source_out(self, features, training):
         if self.source_head is None:
             return features
         return self.source_head(features, training=training)
 
     def call(self, x, training=None):
-        if self.mode == "joint":
-            x, x_source = x
-        adapted = x
-        if self.adapter is not None and not self.prefix_cached:
-            adapted = self.adapter(x, training=training)
-        features = self._features(adapted, training)
-        out = self.head(features, training=training)
-        if self.mode == "joint":
-            source_features = self._features(x_source, training)
-            return out, self._source_out(source_features, training)
-        if self.mode != "distill":
-            return out
-        student = self._source_out(features, training)
-        if self.teacher is None:
-            return out, student
-        return out, student, ops.stop_gradient(self.teacher(adapted, training=False))
-
-    def _source_term(self, y, y_pred):
-        """Split targets and outputs, and compute ``L_source``."""
-        if self.mode == "joint":
-            (y, y_source), (out, source_out) = y, y_pred
-            return y, out, self._source_task_loss(y_source, source_out, self.scale)
-        if self.mode == "distill":
-            if self.teacher is None:
-                (y, teacher), (out, student) = y, y_pred
-            else:
-                out, student, teacher = y_pred
-            kind = self.network.source_output
-            return y, out, distill_loss(teacher, student, kind, self.scale)
-        if self.mode == "l2sp":
-            distance = ops.sum(
-                [
-                    ops.sum(ops.square(variable - anchor))
-                    for variable, anchor in zip(self._anchored(), self.anchor_values, strict=True)
-                ]
-            )
-            return y, y_pred, distance / self.anchor_norm
-        return y, y_pred, ops.zeros((), dtype=y_pred.dtype)
+        return self.term.forward(self, x, training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y, out, source = self._source_term(y, y_pred)
+        y, out, source = self.term.split(self, y, y_pred)
         per_sample = self._target_loss(y, out)
         if sample_weight is None:
             target = ops.mean(per_sample)

@@ -20,3 +20,8 @@ def fit_seeds(random_state):
     rng = check_random_state(random_state)
     init, shuffle, split = rng.randint(_MAX_SEED, size=3)
     return {"init": int(init), "shuffle": int(shuffle), "split": int(split)}
+
+
+def draw_seed(rng):
+    """One integer seed for a Keras initialiser or layer, drawn from a NumPy Generator."""
+    return int(rng.integers(_MAX_SEED))

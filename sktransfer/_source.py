@@ -127,11 +127,13 @@ def clone_sharing_source(estimator):
 
     from sklearn.base import clone
 
+    from ._compat import SKLEARN_CLONED_STATE
+
     params = estimator.get_params(deep=False)
     source = params.pop("source")
     params = {key: clone(value, safe=False) for key, value in params.items()}
     new = type(estimator)(source=source, **params)
-    for attribute in ("_metadata_request", "_sklearn_output_config"):
+    for attribute in SKLEARN_CLONED_STATE:
         if hasattr(estimator, attribute):
             setattr(new, attribute, copy.deepcopy(getattr(estimator, attribute)))
     return new

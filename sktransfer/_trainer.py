@@ -1,109 +1,165 @@
-"""Training without the per-fit overheads of Keras: traced functions are reused
-across fits of one configuration, and no fit leaves graphs behind.
+"""Training a transfer network: the phases of a fit, and one traced call per fit.
 
-A grid search trains the same architecture again and again on small folds,
-where building and tracing the training function costs more than training.
-A fit of a configuration without an idle *worker* builds one: a second copy
-of the network, traced and kept; every later fit copies its fresh initial
-weights into the idle worker, restores the optimizer's initial state and
-trains with the already traced functions. The spare copy costs a network
-build, little next to the trace it saves, except for large networks: those
-get a worker only from a configuration's second fit, so a single fit of a
-large model pays for no spare copy. A worker's trained weights are copied
-into the estimator's own network, so fitted estimators never share weights,
-and the result is what a fresh fit gives.
+``train_phases`` runs a fit's phases (the head warm-up, then fine-tuning)
+with the settings of the estimator. Each phase trains through
+``train_epochs``, a traced loop over all its epochs, where that applies, and
+through Keras' own ``fit`` otherwise (callbacks, validation data, progress
+bars, source rows streamed alongside, other backends).
 """
 
 import contextlib
-import re
+import copy
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
-_MAX_WORKERS = 8
-_MAX_PARAMS = 5_000_000  # above this, a spare copy of the network costs too much memory
-_SMALL_PARAMS = 1_000_000  # below this, a worker is built from a configuration's first fit
-_TWIN_CALLS = 4  # predictions of a model served by its architecture's shared twin
+from ._batches import take
 
 
-class _Workers:
-    """Idle traced networks by configuration; a checked-out one belongs to one fit."""
+@dataclass(frozen=True)
+class Training:
+    """The estimator parameters that decide how a network trains."""
 
-    def __init__(self):
-        self._idle = OrderedDict()
-        self._seen = OrderedDict()
-        self._lock = threading.Lock()
+    optimizer: str
+    learning_rate: float
+    source_lr_scale: float
+    epochs: int
+    early_stopping: bool
+    n_iter_no_change: int
+    callbacks: tuple
+    verbose: int
 
-    def seen(self, key):
-        """Whether ``key`` was fitted before (and remember that it now was)."""
-        with self._lock:
-            before = key in self._seen
-            self._seen[key] = True
-            self._seen.move_to_end(key)
-            while len(self._seen) > 64:
-                self._seen.popitem(last=False)
-            return before
+    @classmethod
+    def of(cls, estimator):
+        return cls(
+            optimizer=estimator.optimizer,
+            learning_rate=float(estimator.learning_rate),
+            source_lr_scale=estimator.source_lr_scale,
+            epochs=estimator.epochs,
+            early_stopping=estimator.early_stopping,
+            n_iter_no_change=estimator.n_iter_no_change,
+            callbacks=tuple(estimator.callbacks or ()),
+            verbose=estimator.verbose,
+        )
 
-    def checkout(self, key):
-        with self._lock:
-            return self._idle.pop(key, None)
-
-    def checkin(self, key, worker):
-        with self._lock:
-            self._idle[key] = worker
-            self._idle.move_to_end(key)
-            while len(self._idle) > _MAX_WORKERS:
-                self._idle.popitem(last=False)
-
-    def clear(self):
-        with self._lock:
-            self._idle.clear()
-            self._seen.clear()
+    def trace_key(self):
+        """The settings baked into a traced training function."""
+        return (self.optimizer, self.source_lr_scale, self.early_stopping, self.n_iter_no_change)
 
 
-WORKERS = _Workers()
+def base_optimizer(name, learning_rate):
+    """A new Keras optimizer ``name`` with ``learning_rate``; a clear error for a bad name."""
+    import keras
+
+    try:
+        optimizer = keras.optimizers.get(name)
+        config = optimizer.get_config()
+        config["learning_rate"] = float(learning_rate)
+        return type(optimizer).from_config(config)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"optimizer={name!r} is not a Keras optimizer name; use e.g. 'adam', 'sgd', "
+            "'rmsprop' or 'adamw'"
+        ) from None
 
 
-class Worker:
-    """A compiled network with its optimizer and the optimizer's initial state."""
-
-    def __init__(self, net, optimizer):
-        self.net = net
-        self.optimizer = optimizer
-        optimizer.build(net.trainable_variables)
-        self.initial = [np.array(v) for v in optimizer.variables]
-
-    def reset(self, fresh, learning_rate):
-        """Take the fresh network's initial values and a new optimizer state."""
-        copy_variables(fresh, self.net)
-        for variable, value in zip(self.optimizer.variables, self.initial, strict=True):
-            variable.assign(value)
-        self.optimizer.learning_rate = learning_rate
+def transferred_parts(net):
+    """The parts of a training network that hold transferred layers."""
+    return [part for part in (net.body, net.source_head) if part is not None]
 
 
-def copy_variables(source, target):
-    """Assign every variable of ``source`` to its counterpart in ``target``."""
-    for a, b in zip(source.variables, target.variables, strict=True):
-        b.assign(a)
+def make_optimizer(settings, net):
+    """The optimizer of a fit, with the transferred layers' updates scaled."""
+    from ._objective import scaled_optimizer
+
+    transferred = [v for part in transferred_parts(net) for v in part.trainable_weights]
+    optimizer = base_optimizer(settings.optimizer, settings.learning_rate)
+    return scaled_optimizer(optimizer, transferred, settings.source_lr_scale)
 
 
-def compatible(a, b):
-    """Whether two networks hold variables of the same shapes, in the same order."""
-    va, vb = a.variables, b.variables
-    return len(va) == len(vb) and all(x.shape == y.shape for x, y in zip(va, vb, strict=True))
+def steps_per_execution(settings, batches):
+    """Training steps per call into the traced function: a whole epoch.
+
+    Running an epoch's steps in one graph loop removes Keras' per-step
+    dispatch, most of a step's cost on small networks, and computes the
+    same updates in the same order. User callbacks keep one step per
+    call, so their batch hooks see every batch.
+    """
+    return 1 if settings.callbacks else batches.steps_per_epoch
 
 
-def reusable(network):
-    return network.model.count_params() <= _MAX_PARAMS
+def compile_net(net, settings, batches, optimizer=None):
+    """Compile ``net`` for ``batches`` (with a new optimizer unless one is given)."""
+    net.compile(
+        optimizer=optimizer if optimizer is not None else make_optimizer(settings, net),
+        jit_compile=False,
+        steps_per_execution=steps_per_execution(settings, batches),
+    )
 
 
-def keep_worker(key, network):
-    """Whether this fit builds a worker: small networks at once, others when seen before."""
-    seen = WORKERS.seen(key)
-    return seen or network.model.count_params() <= _SMALL_PARAMS
+def _phase_callbacks(settings, callbacks, warmup_phase):
+    import keras
+
+    phase = list(callbacks)
+    if settings.early_stopping and not warmup_phase:
+        phase.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_target_loss",
+                mode="min",
+                patience=settings.n_iter_no_change,
+                restore_best_weights=True,
+            )
+        )
+    return phase
+
+
+def _run_phase(net, settings, batches, validation, start, stop, callbacks):
+    """Train epochs ``start`` to ``stop``; the per-epoch logs."""
+    batches.first_epoch, batches.epochs = start, stop - start
+    if not (callbacks or validation is not None or settings.verbose):
+        logs = train_epochs(net, batches)
+        if logs is not None:
+            return logs
+    return net.fit(
+        batches,
+        steps_per_epoch=batches.steps_per_epoch,
+        validation_data=validation,
+        initial_epoch=start,
+        epochs=stop,
+        shuffle=False,  # Batches shuffles with its own seeded generator
+        callbacks=callbacks,
+        verbose=settings.verbose,
+    ).history
+
+
+def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
+    """Run a fit's phases (head warm-up, then fine-tuning); the history.
+
+    During the warm-up every transferred layer is frozen. ``compiled`` says
+    that ``net`` is a worker, compiled once for fits without a warm-up.
+    """
+    transferred = [layer for part in transferred_parts(net) for layer in part.layers]
+    trainable = {id(layer): layer.trainable for layer in transferred}
+    callbacks = [copy.deepcopy(cb) for cb in settings.callbacks]
+    history = {}
+    for start, stop in ((0, warmup), (warmup, settings.epochs)):
+        if stop <= start:
+            continue
+        warmup_phase = stop == warmup
+        if not compiled:
+            for layer in transferred:
+                layer.trainable = trainable[id(layer)] and not warmup_phase
+            compile_net(net, settings, batches)
+        phase = _phase_callbacks(settings, callbacks, warmup_phase)
+        logs = _run_phase(net, settings, batches, validation, start, stop, phase)
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+    for layer in transferred:
+        layer.trainable = trainable[id(layer)]
+    return history
 
 
 @contextlib.contextmanager
@@ -115,8 +171,7 @@ def released_gradients():
     process-wide registry that is never cleaned, so every traced graph stays
     alive (about 4 MiB per fit of a small model; tensorflow#97697,
     keras#20552). The registry is only read while tracing, so entries created
-    here can go once training has finished. The registry is private, so this
-    does nothing if it is not where it is expected.
+    here can go once training has finished.
     """
     registry = _gradient_registry()
     before = set(registry) if registry is not None else None
@@ -132,112 +187,9 @@ def released_gradients():
 def _gradient_registry():
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        return None
-    try:
-        from tensorflow.python.framework import ops
+    from ._compat import gradient_registry
 
-        registry = ops._gradient_registry._registry
-    except (ImportError, AttributeError):
-        return None
-    return registry if isinstance(registry, dict) else None
-
-
-def architecture_key(graph, network):
-    """A key that is equal for networks that trace to the same functions."""
-    import hashlib
-    import json
-
-    import keras
-
-    def describe(layer):
-        if isinstance(layer, keras.layers.InputLayer):  # auto-named, differs per build
-            return ("InputLayer", tuple(layer.output.shape))
-        return (
-            type(layer).__name__,
-            layer.name,
-            layer.trainable,
-            [w.shape for w in layer.weights],
-        )
-
-    config = json.dumps(graph.get_config(), sort_keys=True, default=str)
-    parts = [config, network.adapter_kind, tuple(network.frozen_layers), network.teacher is None]
-    for part in (network.adapter, network.body, network.head, network.source_head):
-        parts.append(None if part is None else [describe(layer) for layer in part.layers])
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
-
-
-class _Predictors:
-    """Traced predict functions shared by the networks of one architecture.
-
-    Keras traces a new predict function for every model it predicts with, so
-    a search that scores a fresh ``model_`` per candidate and fold traces once
-    per fit (about 25 ms for a small network) and TensorFlow warns about
-    excessive retracing. Here each architecture gets one *twin* network,
-    traced once; a prediction copies the model's weights into the twin under
-    the twin's lock and runs the twin's traced function, the same graph as the
-    model's own, so the values are the same. A model that keeps predicting
-    (serving rather than scoring) switches to its own traced function after
-    a few calls, which saves the copy; so does a model whose architecture
-    cannot be cloned, and every model on backends other than TensorFlow.
-    """
-
-    def __init__(self, size=8):
-        self._size = size
-        self._twins = OrderedDict()  # architecture key -> (twin or None, lock)
-        self._keys = weakref.WeakKeyDictionary()  # model -> architecture key
-        self._calls = weakref.WeakKeyDictionary()  # model -> predictions so far
-        self._lock = threading.Lock()
-
-    def _hot(self, model):
-        """Whether ``model`` predicted often enough to be worth its own trace."""
-        with self._lock:
-            calls = self._calls[model] = self._calls.get(model, 0) + 1
-        return calls > _TWIN_CALLS
-
-    def _twin(self, model):
-        import hashlib
-        import json
-
-        from ._network import clone_model
-
-        with self._lock:
-            key = self._keys.get(model)
-            if key is None:
-                config = json.dumps(model.get_config(), sort_keys=True, default=str)
-                # Initialiser seeds and generated tensor names differ between
-                # builds of one architecture and change nothing at inference.
-                config = re.sub(r'"seed": -?\d+', '"seed": 0', config)
-                config = re.sub(r"(keras_tensor|input_layer)_\d+", r"\1", config)
-                key = self._keys[model] = hashlib.sha256(config.encode()).hexdigest()
-            entry = self._twins.get(key)
-            if entry is None:
-                try:
-                    twin = clone_model(model)
-                except Exception:  # custom layers that do not clone: no twin
-                    twin = None
-                entry = self._twins[key] = (twin, threading.Lock())
-                while len(self._twins) > self._size:
-                    self._twins.popitem(last=False)
-            self._twins.move_to_end(key)
-            return entry
-
-    def predict(self, model, x):
-        """``model.predict_on_batch(x)`` through the architecture's twin."""
-        import keras
-
-        if keras.backend.backend() != "tensorflow" or self._hot(model):
-            # JAX may donate a twin's buffers, which assign() shares with the model.
-            return np.asarray(model.predict_on_batch(x))
-        twin, lock = self._twin(model)
-        if twin is None or not compatible(twin, model):
-            return np.asarray(model.predict_on_batch(x))
-        with lock:
-            copy_variables(model, twin)
-            return np.asarray(twin.predict_on_batch(x))
-
-
-PREDICTORS = _Predictors()
+    return gradient_registry() if keras.backend.backend() == "tensorflow" else None
 
 
 # -- one traced call per fit ------------------------------------------------------
@@ -245,6 +197,8 @@ PREDICTORS = _Predictors()
 _LOOP_BYTES = 256 * 2**20  # above this, the data is fed batch by batch instead
 _FIRST_CHUNK_STEPS = 64  # training steps in the first call of a fit
 _CHUNK_SECONDS = 0.5  # aimed duration of each later call
+_LOOPS = weakref.WeakKeyDictionary()  # network -> (its optimizer, {signature: loop})
+_LOOPS_LOCK = threading.Lock()
 
 
 def train_epochs(net, batches):
@@ -263,14 +217,14 @@ def train_epochs(net, batches):
     backend, source rows streamed alongside, unordered or too large data, a
     Keras without the expected internals); the caller then uses ``fit``.
 
-    The traced loop is kept on the network, so a worker (see ``Workers``)
+    The traced loop is kept with the network, so a worker (see ``_reuse``)
     traces it once for all its fits.
     """
     import keras
 
     if keras.backend.backend() != "tensorflow" or batches.source is not None:
         return None
-    if batches.seed is None or not hasattr(net, "_maybe_symbolic_build"):
+    if batches.seed is None:
         return None
     tuple_targets = isinstance(batches.y, tuple)
     targets = batches.y if tuple_targets else (batches.y,)
@@ -281,12 +235,14 @@ def train_epochs(net, batches):
         return None
     import tensorflow as tf
 
+    from ._compat import symbolic_build
+
     n = len(batches.x)
     epochs = range(batches.first_epoch, batches.first_epoch + batches.epochs)
-    order = np.stack([batches._permutation(n, "target", e) for e in epochs]).astype(np.int32)
+    order = np.stack([batches.permutation(n, "target", e) for e in epochs]).astype(np.int32)
     first = order[0, : batches.batch_size]
-    nested = _nest(flat, tuple_targets)
-    net._maybe_symbolic_build(data_batch=tuple(_rows(a, first) for a in nested))
+    if not symbolic_build(net, tuple(take(a, first) for a in _nest(flat, tuple_targets))):
+        return None
     signature = (
         batches.batch_size,
         tuple_targets,
@@ -294,12 +250,7 @@ def train_epochs(net, batches):
     )
     # A loop is traced for one optimizer and one set of trainable variables:
     # compiling again (a new training phase) makes a new one.
-    loops = net.__dict__.get("_sktransfer_loops")
-    if loops is None or loops[0] is not net.optimizer:
-        loops = net.__dict__["_sktransfer_loops"] = (net.optimizer, {})
-    if signature not in loops[1]:
-        loops[1][signature] = _traced_loop(net, batches.batch_size, flat, tuple_targets)
-    loop, names = loops[1][signature]
+    loop, names = _loop_for(net, signature, batches.batch_size, flat, tuple_targets)
     tensors = [tf.convert_to_tensor(a) for a in flat]
     values, done = [], 0
     # Epochs run in chunks that each take well under a second, timed on the
@@ -323,21 +274,38 @@ def _nest(flat, tuple_targets):
     return x, (tuple(targets) if tuple_targets else targets[0]), weight
 
 
-def _rows(part, rows):
-    if isinstance(part, tuple):
-        return tuple(p[rows] for p in part)
-    return part[rows]
+def _loop_for(net, signature, batch_size, flat, tuple_targets):
+    """The traced loop of ``net`` for ``signature``, traced on first use.
+
+    A loop is traced for one optimizer and one set of trainable variables:
+    compiling again (a new training phase) makes a new one. Loops live as
+    long as their network (a worker keeps its loops for all its fits).
+    """
+    with _LOOPS_LOCK:
+        optimizer, loops = _LOOPS.get(net, (None, None))
+        if optimizer is not net.optimizer:
+            loops = {}
+            _LOOPS[net] = (net.optimizer, loops)
+    if signature not in loops:
+        loops[signature] = _traced_loop(net, batch_size, flat, tuple_targets)
+    return loops[signature]
 
 
 def _traced_loop(net, batch_size, flat, tuple_targets):
-    """A traced function running all epochs; returns it and its log names."""
+    """A traced function running all epochs; returns it and its log names.
+
+    The function refers to ``net`` weakly (its graph captures the variables,
+    not the network), so that ``_LOOPS`` never keeps a network alive.
+    """
     import tensorflow as tf
 
+    net_ref = weakref.ref(net)
     names = []
     specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in flat]
     specs.append(tf.TensorSpec((None, None), tf.int32))
 
     def loop(*args):
+        net = net_ref()
         *arrays, order = args
         x, y, weight = _nest(arrays, tuple_targets)
         n_epochs, n = tf.shape(order)[0], tf.shape(order)[1]

@@ -6,16 +6,12 @@ source task and the target task together, so that tests, docs and benchmarks
 share one definition of "related tasks".
 """
 
+import numbers
+
 import numpy as np
 from sklearn.utils import check_random_state
 
-
-def _check(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a number; got {value!r}")
-    if value < low or (high is not None and value > high):
-        span = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {span}; got {value!r}")
+from ._validation import check_number
 
 
 def _tasks(n_source, n_target, n_features, n_latent, relatedness, random_state, outputs):
@@ -33,8 +29,8 @@ def _tasks(n_source, n_target, n_features, n_latent, relatedness, random_state, 
         ("n_features", n_features),
         ("n_latent", n_latent),
     ):
-        _check(name, value, 1)
-    _check("relatedness", relatedness, 0.0, 1.0)
+        check_number(name, value, numbers.Integral, 1)
+    check_number("relatedness", relatedness, numbers.Real, 0.0, 1.0, "both")
     rng = check_random_state(random_state)
     shared = rng.normal(size=(n_features, n_latent)) / np.sqrt(n_features)
     other = rng.normal(size=(n_features, n_latent)) / np.sqrt(n_features)
@@ -106,8 +102,8 @@ def make_transfer_classification(
     >>> Xs.shape, Xt.shape, len(set(ys.tolist())), len(set(yt.tolist()))
     ((500, 20), (80, 20), 10, 3)
     """
-    _check("n_source_classes", n_source_classes, 2)
-    _check("n_target_classes", n_target_classes, 2)
+    check_number("n_source_classes", n_source_classes, numbers.Integral, 2)
+    check_number("n_target_classes", n_target_classes, numbers.Integral, 2)
     outputs = ((n_source_classes,), (n_target_classes,))
     _, X_source, z_source, X_target, z_target = _tasks(
         n_source, n_target, n_features, n_latent, relatedness, random_state, outputs
@@ -165,8 +161,8 @@ def make_transfer_regression(
     >>> ys.shape, yt.shape
     ((3000, 4), (50,))
     """
-    _check("n_source_targets", n_source_targets, 1)
-    _check("noise", noise, 0.0)
+    check_number("n_source_targets", n_source_targets, numbers.Integral, 1)
+    check_number("noise", noise, numbers.Real, 0.0)
     rng, X_source, y_source, X_target, y_target = _tasks(
         n_source,
         n_target,

@@ -12,8 +12,10 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._inference import chunked
 from ._network import clone_model, functional_graph, graph_layers, layer_output, resolve_cut
 from ._source import clone_sharing_source, resolve_source
+from ._validation import check_number
 
 _FLOATS = (np.float64, np.float32)
 
@@ -158,13 +160,7 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         import keras
 
-        batch_size = self.batch_size
-        if not (
-            isinstance(batch_size, numbers.Integral)
-            and not isinstance(batch_size, bool)
-            and batch_size > 0
-        ):
-            raise ValueError(f"batch_size={batch_size!r} is not valid: use a positive integer")
+        check_number("batch_size", self.batch_size, numbers.Integral, 1)
         X = validate_data(self, X, dtype=_FLOATS)
         model = _own_copy(self.source, resolve_source(self.source))
         graph = functional_graph(model)
@@ -205,17 +201,14 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         features : ndarray of shape (n_samples, n_features_out_)
             The flattened activations, computed in inference mode.
         """
-        import keras
 
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
-        model = self.feature_model_
-        dtype = model.inputs[0].dtype
-        chunks = [
-            keras.ops.convert_to_numpy(
-                model(np.asarray(X[start : start + self.batch_size], dtype=dtype), training=False)
-            )
-            for start in range(0, len(X), self.batch_size)
-        ]
-        out = np.concatenate(chunks)
+        X = np.asarray(X, dtype=self.feature_model_.inputs[0].dtype)
+        out = chunked(self._run, X, self.batch_size)
         return out.astype(np.result_type(out.dtype, np.float32), copy=False)
+
+    def _run(self, chunk):
+        import keras
+
+        return keras.ops.convert_to_numpy(self.feature_model_(chunk, training=False))

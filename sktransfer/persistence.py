@@ -22,26 +22,21 @@ import zipfile
 
 import numpy as np
 
+from ._version import __version__
+
 FORMAT = 1
-_FITTED = (
-    "classes_",
-    "n_features_in_",
-    "feature_names_in_",
-    "history_",
-    "n_iter_",
-    "frozen_layers_",
-    "input_adapter_",
-    "n_outputs_",
-    "_y_mean",
-    "_y_scale",
-    "_y_ndim",
-)
+# The classes a file may name: the estimators register themselves
+# (``_register``), so that this module never imports them.
+_CLASSES = {}
+
+
+def _register(*classes):
+    """Let ``save`` and ``load`` handle ``classes`` (estimators with ``_fitted_attributes``)."""
+    _CLASSES.update((cls.__name__, cls) for cls in classes)
 
 
 def _classes():
-    from .estimators import TransferClassifier, TransferRegressor
-
-    return {cls.__name__: cls for cls in (TransferClassifier, TransferRegressor)}
+    return dict(_CLASSES)
 
 
 def _encode(value):
@@ -116,9 +111,7 @@ def save(estimator, path):
     import keras
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
-
-    if type(estimator).__name__ not in _classes():
+    if _classes().get(type(estimator).__name__) is not type(estimator):
         raise TypeError(f"save supports {sorted(_classes())}; got {type(estimator).__name__}")
     check_is_fitted(estimator)
     params, dropped, files = {}, [], {}
@@ -142,7 +135,9 @@ def save(estimator, path):
             stacklevel=2,
         )
     fitted = {
-        name: _encode(getattr(estimator, name)) for name in _FITTED if hasattr(estimator, name)
+        name: _encode(getattr(estimator, name))
+        for name in estimator._fitted_attributes
+        if hasattr(estimator, name)
     }
     header = {
         "format": FORMAT,
@@ -249,7 +244,7 @@ def load(path, *, safe_mode=True):
             params["source"] = _load_keras(archive, "source.keras", path, safe_mode)
         estimator = cls(**params)
         for name, value in header["fitted"].items():
-            if name in _FITTED:
+            if name in cls._fitted_attributes:
                 setattr(estimator, name, _decode(value))
         estimator.model_ = _load_keras(archive, "model.keras", path, safe_mode)
     if header.get("dropped_params"):

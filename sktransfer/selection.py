@@ -19,6 +19,7 @@ from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import type_of_target
 
 from ._source import source_name
+from ._validation import check_number
 from .features import SourceFeatures
 
 _METHODS = ("logme", "leep", "hscore")
@@ -563,11 +564,7 @@ def rank_sources(sources, X, y, method="logme", *, batch_size=256):
     """
     if method not in _METHODS:
         raise ValueError(f"method={method!r} is not valid: use one of {list(_METHODS)}")
-    if (
-        not (isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool))
-        or batch_size <= 0
-    ):
-        raise ValueError(f"batch_size={batch_size!r} is not valid: use a positive integer")
+    check_number("batch_size", batch_size, numbers.Integral, 1)
     named = _named_sources(sources)
     # Check the targets before running any source.
     check_consistent_length(X, y)

@@ -29,10 +29,10 @@ def test_shapes_and_seeds():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"relatedness": 1.5}, r"relatedness must be in \[0.0, 1.0\]"),
-        ({"n_target": 0}, "n_target must be in"),
-        ({"n_source_classes": 1}, "n_source_classes must be in"),
-        ({"n_features": "20"}, "n_features must be a number"),
+        ({"relatedness": 1.5}, r"relatedness must be a number in \[0.0, 1.0\]"),
+        ({"n_target": 0}, r"n_target must be an integer in \[1, inf\)"),
+        ({"n_source_classes": 1}, "n_source_classes must be an integer in"),
+        ({"n_features": "20"}, "n_features='20' is not valid: n_features must be an integer"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):

@@ -504,7 +504,7 @@ def test_pipeline_grid_search_and_cross_validation(source, iris):
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
 def test_distillation_term_is_the_exact_kl_even_where_probabilities_underflow(kind):
-    from sktransfer._objective import distill_loss
+    from sktransfer._source_terms import distill_loss
 
     logits = np.array([[120.0, 0.0, -40.0], [0.5, -0.3, 2.0]], dtype="float32")
     teacher = np.array([[0.2, 0.5, 0.3], [0.1, 0.6, 0.3]], dtype="float32")

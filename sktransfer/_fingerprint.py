@@ -1,0 +1,64 @@
+"""One key for what a Keras network computes: its layers, their wiring and, if asked, weights.
+
+Three caches key networks: the activation cache (``_cache``), the traced
+workers (``_reuse``) and the shared predict functions (``_prediction``).
+They all use :func:`fingerprint`, which hashes the models' configurations,
+never the Keras objects: pickling a Keras model embeds a timestamp, so its
+hash changes on every call.
+"""
+
+import hashlib
+import json
+import re
+
+# Initialiser and layer seeds differ between builds of one architecture and
+# change nothing once weights are set; generated tensor and model names
+# differ between builds and change nothing at all.
+_SEED = re.compile(r'"seed": -?\d+')
+_GENERATED = re.compile(r"\b(keras_tensor|input_layer|functional)_\d+")
+_TRAINABLE = re.compile(r'"trainable": (true|false)')
+
+
+def _config(model, trainable):
+    config = dict(model.get_config())
+    config.pop("name", None)  # the model's own name, often generated
+    text = json.dumps(config, sort_keys=True, default=str)
+    text = _GENERATED.sub(r"\1", _SEED.sub('"seed": 0', text))
+    # Whether a layer trains changes the traced training step, not what the
+    # layer computes in inference mode.
+    return text if trainable else _TRAINABLE.sub("", text)
+
+
+def _input_shape(model):
+    try:
+        return tuple(model.input.shape)
+    except (AttributeError, ValueError):  # a Sequential model never called: in its config
+        return None
+
+
+def fingerprint(models, *, weights=True, trainable=False):
+    """A hex key equal for models that compute the same function.
+
+    Parameters
+    ----------
+    models : sequence of keras.Model or None
+        Models applied in sequence; a None entry stands for an absent part
+        and keeps its place in the key.
+    weights : bool
+        Include the weight values (inference outputs), or only the
+        architecture (traced functions, whose weights are copied in).
+    trainable : bool
+        Include which layers train.
+    """
+    digest = hashlib.sha256()
+    for model in models:
+        if model is None:
+            digest.update(b"none;")
+            continue
+        digest.update(_config(model, trainable).encode())
+        digest.update(repr(_input_shape(model)).encode())
+        if weights:
+            for value in model.get_weights():
+                digest.update(f"{value.dtype.str}{value.shape}".encode())
+                digest.update(value.tobytes())
+    return digest.hexdigest()

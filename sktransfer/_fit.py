@@ -1,0 +1,249 @@
+"""Planning and running one fit: from validated, encoded arrays to a trained network.
+
+``run_fit`` is the whole path of the data through a fit, step by step: the
+source is resolved and cut into a network, the frozen prefix runs once over
+X, the source-knowledge term computes its targets, the rows become
+mini-batches, and the network trains (on a traced worker where one
+applies).
+"""
+
+import contextlib
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+_VALIDATION_BATCH = 4096  # validation rows per step: one step for most data sets
+
+
+@dataclass(frozen=True)
+class Task:
+    """The target task as the network sees it."""
+
+    kind: str  # "binary", "multiclass" or "regression"
+    n_outputs: int
+    activation: str  # of the output layer
+
+
+@dataclass
+class Fitted:
+    """What one fit produced."""
+
+    network: object
+    history: dict
+
+
+def run_fit(est, X, y, sample_weight, task, source_data=None):
+    """Train the target network of ``est`` on validated, encoded data."""
+    from sklearn.utils.validation import check_memory
+
+    from ._network import functional_graph
+    from ._objective import TransferNet
+    from ._seeds import fit_seeds
+    from ._source import resolve_source
+    from ._source_terms import PLAIN, SOURCE_TERMS, Context
+
+    SOURCE_TERMS[est.source_loss].check_fit(source_data)
+    term = SOURCE_TERMS[est.source_loss] if est.alpha > 0 else PLAIN
+    memory = check_memory(est.memory)
+    seeds = fit_seeds(est.random_state)
+    source = resolve_source(est.source)
+    with naming_path(est.source):
+        graph = functional_graph(source)
+    build = functools.partial(_build, est, source, X.shape[1], task, seeds["init"], term)
+    network, warm = _network(est, build, X)
+    prefix = frozen_prefix(network, X, memory, enabled=est._cache_prefix)
+    fresh = est.pretrained and not warm
+    context = Context(network, graph, X, y, source_data, memory, prefix, fresh)
+    prepared = term.prepare(context)
+    inputs, source_rows = _inputs(network, X, prefix, prepared.source_rows, memory)
+    net_args = dict(task=task.kind, alpha=est.alpha, prepared=prepared)
+    net_args["prefix_cached"] = prefix is not None
+    net = TransferNet(network, **net_args)
+    batches, validation = _batches(
+        est, inputs, prepared.targets, sample_weight, y, seeds, source_rows
+    )
+
+    def make_twin():
+        return TransferNet(build(), **net_args)
+
+    history = _train(est, net, task, prepared, batches, validation, warm, make_twin)
+    return Fitted(network, history)
+
+
+@contextlib.contextmanager
+def naming_path(source):
+    """Prefix errors about a source loaded from a file with its path."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(source, (str, os.PathLike)):
+            raise ValueError(f"source {os.fspath(source)!r}: {exc}") from None
+        raise
+
+
+def _build(est, source, n_features, task, seed, term):
+    from ._network import build_network
+
+    with naming_path(est.source):
+        return build_network(
+            source,
+            n_features=n_features,
+            n_outputs=task.n_outputs,
+            output_activation=task.activation,
+            cut=est.cut,
+            freeze=est.freeze,
+            head=est.head,
+            input_adapter=est.input_adapter,
+            pretrained=est.pretrained,
+            seed=seed,
+            term=term,
+        )
+
+
+def _network(est, build, X):
+    """The network to train and whether it warm-starts from the fitted one."""
+    from ._network import ADAPTER, BODY, FROZEN, HEAD, parts_of
+
+    if not (est.warm_start and hasattr(est, "model_")):
+        return build(), False
+    if est.model_.input_shape[-1] != X.shape[1]:
+        raise ValueError(
+            f"warm_start=True, but X has {X.shape[1]} features and the fitted "
+            f"network takes {est.model_.input_shape[-1]}"
+        )
+    if getattr(est, "_network", None) is not None:
+        return est._network, True
+    # After unpickling only model_ is left: train its parts again.
+    network = build()
+    parts = parts_of(est.model_)
+    network.model = est.model_
+    network.adapter, network.frozen = parts[ADAPTER], parts[FROZEN]
+    network.body, network.head = parts[BODY], parts[HEAD]
+    return network, True
+
+
+def frozen_prefix(network, X, memory, enabled=True):
+    """Outputs of the frozen prefix on ``X``, computed once, or None if unsafe.
+
+    Precomputing is safe when nothing trainable comes before the frozen
+    layers (no dense input adapter) and they compute a deterministic
+    function in inference mode: Keras' own layers do (Dropout, noise and
+    augmentation layers pass inputs through unchanged in inference mode);
+    with other layers, this is checked on a few rows.
+    """
+    from ._cache import activations, keras_layers_only
+
+    if network.frozen is None or network.adapter_kind == "dense" or not enabled:
+        return None
+    models = [m for m in (network.adapter, network.frozen) if m is not None]
+    if not keras_layers_only(models):
+        probe = X[: min(len(X), 64)]
+        first = activations(None, models, probe)
+        if not np.array_equal(first, activations(None, models, probe)):
+            return None
+    return activations(memory, models, X)
+
+
+def _inputs(network, X, prefix, source_rows, memory):
+    """What the network trains on: X, or the frozen prefix's outputs (source rows too)."""
+    from ._cache import activations
+
+    if prefix is None:
+        return X, source_rows
+    if source_rows is not None:
+        x_source, y_source = source_rows
+        source_rows = (activations(memory, [network.frozen], x_source), y_source)
+    return prefix, source_rows
+
+
+def _validation_split(rows, y, fraction, stratify, seed):
+    from sklearn.model_selection import train_test_split
+
+    n_val = int(np.ceil(fraction * len(rows)))
+    if len(rows) < 2 or n_val >= len(rows):
+        raise ValueError(
+            f"early_stopping=True needs more training samples: {len(rows)} "
+            f"samples leave none to train on with validation_fraction={fraction}"
+        )
+    try:
+        return train_test_split(
+            rows, test_size=n_val, random_state=seed, stratify=y if stratify else None
+        )
+    except ValueError:  # a class too rare to stratify
+        return train_test_split(rows, test_size=n_val, random_state=seed)
+
+
+def _batches(est, inputs, targets, sample_weight, y, seeds, source_rows):
+    """Training batches, and validation batches under early stopping."""
+    from ._batches import Batches, take
+
+    rows = np.arange(len(inputs))
+    validation = None
+    if est.early_stopping:
+        stratify = getattr(est, "_stratify", False)
+        rows, held = _validation_split(rows, y, est.validation_fraction, stratify, seeds["split"])
+        validation = Batches(
+            inputs[held],
+            take(targets, held),
+            sample_weight[held],
+            _VALIDATION_BATCH,
+            source=source_rows,
+        )
+    batch_size = min(est.batch_size, len(rows))
+    batches = Batches(
+        inputs[rows],
+        take(targets, rows),
+        sample_weight[rows],
+        batch_size,
+        seed=seeds["shuffle"],
+        source=source_rows,
+    )
+    return batches, validation
+
+
+@contextlib.contextmanager
+def _restored_on_interrupt(net, snapshot):
+    """Put ``net`` back to ``snapshot`` if training stops with an exception.
+
+    A warm-started fit trains the fitted network in place; when it is
+    interrupted (KeyboardInterrupt included) the estimator keeps the network
+    it had before the call.
+    """
+    try:
+        yield
+    except BaseException:
+        if snapshot is not None:
+            for variable, value in zip(net.variables, snapshot, strict=True):
+                variable.assign(value)
+        raise
+
+
+def _train(est, net, task, prepared, batches, validation, warm, make_twin):
+    """Train ``net`` through its phases; the history."""
+    from keras.ops import convert_to_numpy
+
+    from ._fingerprint import fingerprint
+    from ._reuse import WorkerKey, reusable, train_reusing
+    from ._trainer import Training, released_gradients, steps_per_execution
+
+    settings = Training.of(est)
+    warmup = 0 if warm else min(est.head_warmup, est.epochs)
+    key = None
+    if not (warm or warmup) and reusable(net.network):
+        key = WorkerKey(
+            architecture=fingerprint(net.network.parts(), weights=False, trainable=True),
+            training=settings.trace_key(),
+            task=task.kind,
+            term=prepared.term.name,
+            term_key=prepared.trace_key,
+            prefix_cached=net.prefix_cached,
+            batch_size=batches.batch_size,
+            steps_per_execution=steps_per_execution(settings, batches),
+        )
+    snapshot = [convert_to_numpy(v) for v in net.variables] if warm else None
+    with released_gradients(), _restored_on_interrupt(net, snapshot):
+        return train_reusing(
+            net, settings, key, make_twin, batches=batches, validation=validation, warmup=warmup
+        )
