@@ -1,7 +1,10 @@
-"""The Markdown pages show their examples as code."""
+"""The Markdown pages show their examples as code, and the README's first example runs."""
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,34 @@ def test_the_ci_check_of_the_built_html_tells_code_from_block_quotes(tmp_path):
     assert problem.endswith("'>>>' outside a code block")
     (html / "page.html").write_text(code + "<p>the prompt <code>&gt;&gt;&gt;</code></p>")
     assert check(source, html) == []
+
+
+def _first_python_block(path):
+    return re.search(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)[1]
+
+
+def test_getting_started_shows_the_readme_example():
+    readme = _first_python_block(ROOT / "README.md")
+    assert _first_python_block(ROOT / "docs" / "getting_started.md") == readme
+
+
+def test_the_readme_example_runs_as_written_and_leaves_the_environment_alone(tmp_path):
+    # Saved after keras is imported: what TensorFlow does on import is not ours.
+    state = (
+        "(dict(os.environ), os.fstat(1).st_ino, os.fstat(2).st_ino, list(warnings.filters), "
+        "logging.getLogger().handlers[:], logging.getLogger().level, "
+        "logging.getLogger('tensorflow').level)"
+    )
+    script = (
+        f"import logging, os, warnings\nimport keras\nbefore = {state}\n"
+        f"{_first_python_block(ROOT / 'README.md')}\n"
+        f"assert {state} == before, 'the example changed the environment'\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "target.keras").exists()
+    assert re.match(r"0\.\d+\n\{.*\} [01]\.\d+\n$", done.stdout), done.stdout
