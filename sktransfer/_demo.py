@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 N_SOURCE_CLASSES = 10
-N_TARGET = 1500
+N_TARGET = 3000
 # The from-scratch twin: the baseline that tells transfer gain from negative transfer.
 SCRATCH = "same network from scratch"
 
