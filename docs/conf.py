@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+from docutils import nodes
+
 # Keep TensorFlow's C++ start-up messages out of the gallery's captured output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -118,7 +120,19 @@ def _benchmarks_readme_link(app, docname, source):
         source[0] = source[0].replace("(../benchmarks/README.md)", "(benchmarks_methodology.md)")
 
 
+# A ```pycon block of a Markdown page ends with a blank line, so that doctest
+# (pytest's --doctest-glob) stops reading the expected output before the
+# closing fence; the page need not show that line.
+def _trim_pycon_blocks(app, doctree):
+    for node in doctree.findall(nodes.literal_block):
+        text = node.astext()
+        if node.get("language") == "pycon" and text.endswith("\n") and node.rawsource == text:
+            node.rawsource = text.rstrip("\n")
+            node[:] = [nodes.Text(node.rawsource)]
+
+
 def setup(app):
+    app.connect("doctree-read", _trim_pycon_blocks)
     app.connect("autodoc-process-docstring", _plain_sklearn_roles)
     app.connect("autodoc-process-docstring", _quote_shape_attributes, priority=400)
     app.connect("source-read", _benchmarks_readme_link)
