@@ -28,9 +28,9 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
 
     ``label`` names the file in messages (default: the path); ``opt_in`` is
     the call that accepts ``safe_mode=False`` for files that need to run code.
+    ``safe_mode=True`` holds even after
+    ``keras.config.enable_unsafe_deserialization()``.
     """
-    import keras
-
     path = os.fspath(path)
     label = label or path
     if not os.path.exists(path):
@@ -42,8 +42,45 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
             f"{label!r} is not a .keras model file: it is not a zip archive "
             "(truncated, corrupt, or another kind of file)"
         )
+    model = _keras_load(path, label, safe_mode, opt_in)
+    if not _is_keras_model(model):
+        raise ValueError(f"{label!r} does not hold a Keras model")
+    return model
+
+
+def _keras_safe_mode():
+    """A context in which Keras deserializes in safe mode, whatever the global flag says.
+
+    ``keras.config.enable_unsafe_deserialization()`` sets a (thread-local)
+    flag that overrides the ``safe_mode=True`` given to
+    ``keras.saving.load_model``, and Keras has no public way to read or reset
+    it. Its private ``SafeModeScope`` sets the flag for the duration of a load
+    and restores the caller's value afterwards. This is the only private
+    Keras API used here; ``tests/test_hostile_files.py`` fails if it moves.
+    """
+    import keras
+
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:
+        raise RuntimeError(
+            f"sktransfer cannot enforce Keras' safe mode with Keras {keras.__version__}: "
+            "keras.src.saving.serialization_lib.SafeModeScope has moved. Please report "
+            "this; until it is fixed, only safe_mode=False loads, for files you trust."
+        ) from None
+    return SafeModeScope(True)
+
+
+def _keras_load(path, label, safe_mode, opt_in):
+    """``keras.saving.load_model``, with Keras' many error types turned into ValueError."""
+    import contextlib
+
+    import keras
+
+    scope = _keras_safe_mode() if safe_mode else contextlib.nullcontext()
+    try:
+        with scope:
+            return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for a bad file
         message = str(exc)
         if "safe_mode" in message or "Lambda" in message:
@@ -68,9 +105,6 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
         raise ValueError(
             f"could not load a Keras model from {label!r}: {type(exc).__name__}: {message[:300]}"
         ) from None
-    if not _is_keras_model(model):
-        raise ValueError(f"{label!r} does not hold a Keras model")
-    return model
 
 
 def resolve_source(source):
