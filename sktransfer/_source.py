@@ -28,9 +28,13 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
 
     ``label`` names the file in messages (default: the path); ``opt_in`` is
     the call that accepts ``safe_mode=False`` for files that need to run code.
+    The zip's members are checked against the caps of
+    :mod:`sktransfer.persistence` before Keras reads them, and
     ``safe_mode=True`` holds even after
     ``keras.config.enable_unsafe_deserialization()``.
     """
+    from .persistence import _keras_file
+
     path = os.fspath(path)
     label = label or path
     if not os.path.exists(path):
@@ -42,7 +46,8 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
             f"{label!r} is not a .keras model file: it is not a zip archive "
             "(truncated, corrupt, or another kind of file)"
         )
-    model = _keras_load(path, label, safe_mode, opt_in)
+    with _keras_file(path, label) as readable:
+        model = _keras_load(readable, label, safe_mode, opt_in)
     if not _is_keras_model(model):
         raise ValueError(f"{label!r} does not hold a Keras model")
     return model
