@@ -9,7 +9,9 @@ A saved estimator is one zip file that holds:
 
 :func:`load` reads the JSON, builds the estimator from a fixed list of
 classes, and loads the Keras files in Keras' safe mode, so a file cannot make
-it run code. Use pickle (or joblib) instead when you need the exact Python objects back, including
+it run code. A file never gives the loaded estimator a path or a cache:
+``memory`` is None and a ``source`` given as a path is None. Use pickle (or
+joblib) instead when you need the exact Python objects back, including
 parameters that are not plain data (callbacks, a callable source, a
 ``joblib.Memory``), and only for files you trust.
 
@@ -72,6 +74,13 @@ _COMMON_FITTED = ("n_features_in_", "history_", "n_iter_", "frozen_layers_", "in
 _TASK_FITTED = {
     "TransferClassifier": ("classes_",),
     "TransferRegressor": ("n_outputs_", "_y_mean", "_y_scale", "_y_ndim"),
+}
+# Parameters a file never sets, and why.
+_NEVER_FROM_A_FILE = {
+    "memory": "a memory directory is a joblib cache, read with pickle: set it yourself, "
+    "to a directory only you can write",
+    "source": "a path names a file on this machine: set source again before a refit, "
+    "to a file you trust",
 }
 
 
@@ -298,7 +307,9 @@ def save(estimator, path):
     """Save a fitted transfer estimator to ``path`` (a zip file), without pickle.
 
     Parameters that are not plain data and not a Keras model (callbacks, a
-    callable source, a ``joblib.Memory``) are saved as None, with a warning.
+    callable source) and a ``source`` given as a path are saved as None, with
+    a warning: a file never gives a loaded estimator code or a path. ``memory``
+    is always saved as None, since it only caches work on this machine.
 
     Parameters
     ----------
@@ -341,8 +352,8 @@ def save(estimator, path):
     params, dropped, files = _saved_params(estimator)
     if dropped:
         warnings.warn(
-            f"save: parameters {dropped} are not plain data and are saved as None; "
-            "set them again after load, or use pickle for files you trust",
+            f"save: parameters {dropped} are not plain data or are paths, and are saved "
+            "as None; set them again after load, or use pickle for files you trust",
             UserWarning,
             stacklevel=2,
         )
@@ -375,9 +386,12 @@ def _saved_params(estimator):
         if name == "source" and isinstance(value, keras.Model):
             files["source.keras"] = value
             params[name] = {"__file__": "source.keras"}
+        elif name == "memory":
+            params[name] = None  # a cache of work done on this machine
+        elif name == "source" and isinstance(value, (str, os.PathLike)):
+            params[name] = None  # a path names a file on this machine only
+            dropped.append(name)
         else:
-            if name == "source" and isinstance(value, os.PathLike):
-                value = os.fspath(value)
             try:
                 params[name] = _encode(value)
             except TypeError:
@@ -445,11 +459,15 @@ def _decoded(entries, allowed, path, what):
 
 
 def _restored_params(header, cls, archive, path, safe_mode):
-    """The parameters for ``cls``, with a saved source model loaded."""
+    """``(params, never)``: the parameters for ``cls``, and those the file may not set."""
     params = _decoded(header["params"], cls().get_params(deep=False), path, "parameter")
+    never = ["memory"] if params.get("memory") is not None else []
+    if isinstance(params.get("source"), str):
+        never.append("source")
+    params.update(dict.fromkeys(never))
     if isinstance(params.get("source"), dict) and "__file__" in params["source"]:
         params["source"] = _load_keras(archive, "source.keras", path, safe_mode)
-    return params
+    return params, never
 
 
 def load(path, *, safe_mode=True):
@@ -458,7 +476,9 @@ def load(path, *, safe_mode=True):
     Nothing in the file is executed: the estimator class comes from a fixed
     list, parameters and fitted attributes are plain JSON data, and the
     networks load in Keras' safe mode, even after
-    ``keras.config.enable_unsafe_deserialization()``. Every member's size is
+    ``keras.config.enable_unsafe_deserialization()``. A file never sets a path
+    or a cache: ``memory`` is None, and so is a ``source`` given as a path
+    (each with a warning if the file holds one). Every member's size is
     bounded (see :mod:`sktransfer.persistence`), and the fitted attributes
     must match the network. A file that breaks any of these rules raises a
     ``ValueError`` naming it.
@@ -514,19 +534,30 @@ def load(path, *, safe_mode=True):
         header = _read_header(archive, path)
         cls = _classes()[header["class"]]
         fitted = _decoded(header["fitted"], _FITTED, path, "fitted attribute")
-        params = _restored_params(header, cls, archive, path, safe_mode)
+        params, never = _restored_params(header, cls, archive, path, safe_mode)
         estimator = cls(**params)
         vars(estimator).update(fitted)
         estimator.model_ = _load_keras(archive, "model.keras", path, safe_mode)
     _check_fitted(estimator, path)
-    if header["dropped_params"]:
-        warnings.warn(
-            f"load: parameters {_short(header['dropped_params'])} were not plain data "
-            "when saved and are None; set them again if you refit",
-            UserWarning,
-            stacklevel=2,
-        )
+    _warn_cleaned(path, header["dropped_params"], never)
     return estimator
+
+
+def _warn_cleaned(path, dropped, never):
+    for name in never:
+        warnings.warn(
+            f"load: {path!r} sets {name}, which a file never sets; it is None: "
+            f"{_NEVER_FROM_A_FILE[name]}",
+            UserWarning,
+            stacklevel=3,
+        )
+    if dropped:
+        warnings.warn(
+            f"load: parameters {_short(dropped)} were not plain data or were paths when "
+            "saved and are None; set them again if you refit",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 # -- consistency of the fitted state ----------------------------------------------------

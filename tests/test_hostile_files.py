@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import traceback
+import warnings
 import zipfile
 import zlib
 
@@ -123,6 +124,42 @@ def assert_clean_error(info, path, *fragments):
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__ or info.value.__context__ is None
     assert "sktransfer" in traceback.extract_tb(info.value.__traceback__)[-1].filename
+
+
+# -- item 1: a file never sets a path or a cache ------------------------------------------
+
+
+def test_load_never_takes_memory_or_a_source_path_from_the_file(saved, iris, tmp_path):
+    X, _ = iris
+    cache = tmp_path / "planted"
+    cache.mkdir()
+
+    def plant(header):
+        header["params"].update(memory=str(cache), source="/elsewhere/source.keras")
+
+    path = with_header(saved["clf.skt"], tmp_path / "memory.skt", plant)
+    with pytest.warns(UserWarning) as record:
+        loaded = sktransfer.load(path)
+    messages = " ".join(str(w.message) for w in record)
+    assert "sets memory" in messages and "pickle" in messages
+    assert "sets source" in messages and "path" in messages
+    assert loaded.memory is None and loaded.source is None
+    loaded.predict(X)
+    assert list(cache.iterdir()) == []  # predict neither read nor wrote the file's cache
+
+
+def test_save_writes_no_memory(iris, tmp_path):
+    X, y = iris
+    clf = TransferClassifier(mlp(), epochs=1, memory=str(tmp_path / "cache"), random_state=0)
+    clf.fit(X, y)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf.save(tmp_path / "clf.skt")
+        loaded = sktransfer.load(tmp_path / "clf.skt")
+    assert not [w for w in record if "memory" in str(w.message)]
+    assert json.loads(members(tmp_path / "clf.skt")["estimator.json"])["params"]["memory"] is None
+    assert loaded.memory is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 # -- item 2: safe mode holds whatever Keras' global flag says ------------------------------
