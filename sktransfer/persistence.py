@@ -53,8 +53,8 @@ MAX_EXPANSION = 100
 _EXPANSION_FLOOR = 2**20
 _MAX_DEPTH = 32
 _CHUNK = 2**20
-# Plain scalar dtypes, as ``dtype.str`` writes them.
-_DTYPES = re.compile(r"[<>|=](b1|[iu][1248]|f[248]|U[1-9][0-9]{0,3})")
+# Plain scalar dtypes, as ``dtype.str`` writes them; "object" holds plain scalars.
+_DTYPES = re.compile(r"[<>|=](b1|[iu][1248]|f[248]|U[1-9][0-9]{0,3})|object")
 # What zipfile and zlib raise for damaged data (OSError: a header pointing outside the file).
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
 _FITTED = (
@@ -229,9 +229,20 @@ def _keras_file(path, label):
 # -- plain data -------------------------------------------------------------------------
 
 
+def _plain_scalar(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (str, bool, int, float)):
+        raise TypeError(f"arrays of dtype object holding {type(value).__name__} are not plain")
+    return value
+
+
 def _encode(value):
     """Plain JSON for a fitted attribute or parameter; raises TypeError if not plain."""
     if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            items = np.array([_plain_scalar(v) for v in value.ravel()], dtype=object)
+            return {"__ndarray__": items.reshape(value.shape).tolist(), "dtype": "object"}
         if not _DTYPES.fullmatch(value.dtype.str):
             raise TypeError(f"arrays of dtype {value.dtype} are not plain data")
         return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
@@ -268,7 +279,7 @@ def _decode_array(value, depth):
     if set(value) != {"__ndarray__", "dtype"} or not isinstance(dtype, str):
         raise ValueError("an array needs exactly the keys '__ndarray__' and 'dtype'")
     if not _DTYPES.fullmatch(dtype):
-        raise ValueError(f"dtype {_short(dtype)} is not one of bool, int, float, str")
+        raise ValueError(f"dtype {_short(dtype)} is not one of bool, int, float, str, object")
     dtype = np.dtype(dtype)
     shape = _array_shape(data, depth)
     # The JSON size bounds the entries; only a long string dtype could multiply it.

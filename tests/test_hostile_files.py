@@ -28,6 +28,7 @@ import sktransfer.persistence
 from sktransfer import TransferClassifier, TransferRegressor
 
 keras = pytest.importorskip("keras")
+pd = pytest.importorskip("pandas")
 
 GiB = 2**30
 
@@ -460,3 +461,21 @@ def test_fitted_state_that_does_not_match_the_network_is_refused(saved, tmp_path
             sktransfer.load(path)
         print(f"{case}: {info.value}")
         assert_clean_error(info, path, "consistent")
+
+
+# -- issue 15, item 1: DataFrames and string or categorical labels save -------------------
+
+
+def test_save_after_a_dataframe_and_string_or_categorical_labels(tmp_path):
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    source = mlp()
+    for target in (y, pd.Categorical(names), names.astype(object)):
+        clf = TransferClassifier(source, epochs=2, random_state=0).fit(X, target)
+        clf.save(tmp_path / "frame.skt")
+        loaded = sktransfer.load(tmp_path / "frame.skt")
+        for name in ("feature_names_in_", "classes_"):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(clf, name))
+            assert getattr(loaded, name).dtype == getattr(clf, name).dtype
+        np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+        np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
