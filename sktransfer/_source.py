@@ -28,8 +28,12 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
 
     ``label`` names the file in messages (default: the path); ``opt_in`` is
     the call that accepts ``safe_mode=False`` for files that need to run code.
+    The zip's members are checked against the caps of
+    :mod:`sktransfer.persistence` before Keras reads them, and
+    ``safe_mode=True`` holds even after
+    ``keras.config.enable_unsafe_deserialization()``.
     """
-    import keras
+    from .persistence import _keras_file
 
     path = os.fspath(path)
     label = label or path
@@ -42,8 +46,26 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
             f"{label!r} is not a .keras model file: it is not a zip archive "
             "(truncated, corrupt, or another kind of file)"
         )
+    with _keras_file(path, label) as readable:
+        model = _keras_load(readable, label, safe_mode, opt_in)
+    if not _is_keras_model(model):
+        raise ValueError(f"{label!r} does not hold a Keras model")
+    return model
+
+
+def _keras_load(path, label, safe_mode, opt_in):
+    """``keras.saving.load_model``, with Keras' many error types turned into ValueError."""
+    import contextlib
+
+    import keras
+
+    from ._compat import safe_mode_scope
+
+    # Keras' global enable_unsafe_deserialization() would override safe_mode=True.
+    scope = safe_mode_scope(True) if safe_mode else contextlib.nullcontext()
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        with scope:
+            return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for a bad file
         message = str(exc)
         if "safe_mode" in message or "Lambda" in message:
@@ -68,9 +90,6 @@ def load_model_file(path, *, safe_mode=True, label=None, opt_in=None):
         raise ValueError(
             f"could not load a Keras model from {label!r}: {type(exc).__name__}: {message[:300]}"
         ) from None
-    if not _is_keras_model(model):
-        raise ValueError(f"{label!r} does not hold a Keras model")
-    return model
 
 
 def resolve_source(source):

@@ -50,6 +50,15 @@ def test_safe_mode_scope_lets_an_in_memory_lambda_model_clone():
         assert keras.models.clone_model(model) is not None, VERSIONS
 
 
+def test_safe_mode_scope_overrides_the_global_unsafe_flag():
+    from keras.src.saving.serialization_lib import in_safe_mode
+
+    with _compat.safe_mode_scope(False):  # what enable_unsafe_deserialization() sets
+        with _compat.safe_mode_scope(True):
+            assert in_safe_mode() is True, f"SafeModeScope no longer sets the flag ({VERSIONS})"
+        assert in_safe_mode() is False
+
+
 @on_tensorflow
 @pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
 def test_keras_logits_are_kept_on_activation_outputs(activation):

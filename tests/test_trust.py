@@ -83,10 +83,13 @@ def test_save_load_regressor_with_path_source(tmp_path):
     X, Y = rng.normal(size=(60, 4)), rng.normal(size=(60, 2))
     mlp(n_out=1).save(tmp_path / "source.keras")
     reg = TransferRegressor(str(tmp_path / "source.keras"), epochs=2, random_state=0).fit(X, Y)
-    reg.save(tmp_path / "reg.skt")
-    loaded = sktransfer.load(tmp_path / "reg.skt")
+    with pytest.warns(UserWarning, match=r"\['source'\].*paths"):
+        reg.save(tmp_path / "reg.skt")  # a file never carries a path
+    with pytest.warns(UserWarning, match=r"\['source'\]"):
+        loaded = sktransfer.load(tmp_path / "reg.skt")
     np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
-    assert loaded.source == str(tmp_path / "source.keras") and loaded.n_outputs_ == 2
+    assert loaded.source is None and loaded.n_outputs_ == 2
+    loaded.set_params(source=str(tmp_path / "source.keras"), epochs=1).fit(X, Y)
 
 
 def test_save_warns_about_parameters_that_are_not_plain_data(tmp_path, iris):
