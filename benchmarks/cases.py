@@ -187,6 +187,38 @@ def distill(repeats):
     return _timing_row(row, {"sktransfer": times["alpha=0.5"], "baseline": times["alpha=0"]})
 
 
+# -- 9. the probe head -------------------------------------------------------------
+
+
+def probe(repeats):
+    """Row 9: the linear-probe fit against the same probe assembled by hand."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from sktransfer import SourceFeatures
+
+    row = Row("9", 'probe fit (`freeze="all"`) vs SourceFeatures + LogisticRegression', "<= 1.50")
+    row.limit = 1.5
+    c = FINETUNE
+    source = _models.mlp_source(20, (64, 32), 10, seed=0)
+    X, y = _models.labelled_rows(c["n_samples"], 20, c["n_classes"], seed=1)
+    times, _ = interleaved(
+        {
+            "sktransfer": lambda i: _classifier(source, freeze="all", random_state=i).fit(X, y),
+            "baseline": lambda i: make_pipeline(
+                SourceFeatures(source), LogisticRegression(max_iter=1000)
+            ).fit(X, y),
+        },
+        repeats,
+    )
+    row.note = (
+        f"row 1's MLP and data ({c['n_samples']} rows): the whole fit is the exact probe "
+        "(features once, the evidence-maximising penalty, lbfgs on standardised "
+        "features); the baseline fits the same kind of model on the same features"
+    )
+    return _timing_row(row, times)
+
+
 # -- 2. feature extraction -------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ BENCHMARKS = [
     ("6", "import time", cases.import_time, "import"),
     ("7", "RSS growth per fit", cases.rss_growth, "rss"),
     ("8", "repeat fit", cases.repeat_fit, "repeat"),
+    ("9", "probe fit", cases.probe, "fit"),
 ]
 
 

@@ -99,6 +99,20 @@ def keras_logits(output):
     return logits
 
 
+def carry_initial_epoch(view, model):
+    """Pass the epoch a callback asked ``view`` to resume from on to ``model``'s fit.
+
+    Keras' ``BackupAndRestore`` sets the private ``_initial_epoch`` of its
+    model in ``on_train_begin``, and ``fit`` reads it from the model it
+    trains just after.
+    """
+    epoch = getattr(view, "_initial_epoch", None)
+    if epoch is not None:
+        if not hasattr(model, "_initial_epoch"):
+            raise MovedInternal("keras.Model._initial_epoch (read by fit to resume training)")
+        model._initial_epoch = epoch
+
+
 def symbolic_build(model, data_batch):
     """Build ``model``'s variables (metrics, optimizer) for a batch, as ``fit`` does first.
 

@@ -185,7 +185,7 @@ def _source_model(X, y, seed, epochs, use_cache, progress):
     return model, "trained (not cached: --no-cache)"
 
 
-def _models(source, seed, epochs):
+def _models(source, seed):
     """The compared models: transfer settings, and the baselines they must beat.
 
     Returns
@@ -196,20 +196,24 @@ def _models(source, seed, epochs):
         Baselines by name, the from-scratch twin under ``SCRATCH``.
     """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
 
     from .estimators import TransferClassifier
+    from .features import SourceFeatures
 
-    common = dict(epochs=epochs, learning_rate=3e-3, batch_size=16, random_state=seed)
     settings = {
-        "transfer, frozen body (freeze='all')": TransferClassifier(source, freeze="all", **common),
-        "transfer, fine-tune top (freeze=1)": TransferClassifier(source, freeze=1, **common),
-        "transfer, fine-tune + distill (alpha=0.5)": TransferClassifier(
-            source, freeze=1, alpha=0.5, **common
+        "transfer, defaults": TransferClassifier(source, random_state=seed),
+        "transfer, frozen body (freeze='all')": TransferClassifier(
+            source, freeze="all", random_state=seed
         ),
+        "transfer + distill (alpha=0.3)": TransferClassifier(source, alpha=0.3, random_state=seed),
     }
     baselines = {
-        SCRATCH: TransferClassifier(source, freeze=0, pretrained=False, **common),
+        SCRATCH: TransferClassifier(source, pretrained=False, random_state=seed),
         "logistic regression": LogisticRegression(max_iter=1000),
+        "source features + logistic reg.": make_pipeline(
+            SourceFeatures(source), LogisticRegression(max_iter=1000)
+        ),
     }
     return settings, baselines
 
@@ -381,7 +385,7 @@ def run(shots=10, seed=0, output=".", quick=False, use_cache=True, stream=None, 
     stream = sys.stdout if stream is None else stream
     progress = _Progress(progress)
     start = time.perf_counter()
-    source_epochs, n_draws, epochs = (25, 2, 60) if quick else (40, 5, 100)
+    source_epochs, n_draws = (25, 2) if quick else (40, 5)
     X_source, y_source, X_pool, y_pool = _tasks(seed, quick)
     print(
         f"source task: {len(X_source)} samples, {N_SOURCE_CLASSES} classes; target task: "
@@ -391,7 +395,7 @@ def run(shots=10, seed=0, output=".", quick=False, use_cache=True, stream=None, 
     source, how = _source_model(X_source, y_source, seed, source_epochs, use_cache, progress)
     print(f"source network {how}", file=stream, flush=True)
 
-    settings, baselines = _models(source, seed, epochs)
+    settings, baselines = _models(source, seed)
     models = {**settings, **baselines}
     progress.start(
         f"comparing {len(models)} models on {n_draws} draws of {shots} labelled samples per class",

@@ -51,6 +51,7 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     source = resolve_source(est.source)
     with naming_path(est.source):
         graph = functional_graph(source)
+        _check_numeric_input(graph)
     build = functools.partial(_build, est, source, X.shape[1], task, seeds["init"], term)
     network, warm = _network(est, build, X)
     prefix = frozen_prefix(network, X, memory, enabled=est._cache_prefix)
@@ -64,12 +65,24 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     batches, validation = _batches(
         est, inputs, prepared.targets, sample_weight, y, seeds, source_rows
     )
+    if est.head_init == "probe" and not warm:
+        if _probe(network, batches, prefix is not None, task, seeds["init"]):
+            return Fitted(network, {"loss": [], "target_loss": [], "source_loss": []})
 
     def make_twin():
         return TransferNet(build(), **net_args)
 
     history = _train(est, net, task, prepared, batches, validation, warm, make_twin)
     return Fitted(network, history)
+
+
+def _probe(network, batches, prefix_cached, task, seed):
+    """Start the head from the exact linear probe; whether that is the whole fit."""
+    from ._probe import probe_head, probe_only
+
+    y = batches.y[0] if isinstance(batches.y, tuple) else batches.y
+    probe_head(network, batches.x, prefix_cached, y, batches.sample_weight, task.kind, seed)
+    return probe_only(network)
 
 
 @contextlib.contextmanager
@@ -81,6 +94,18 @@ def naming_path(source):
         if isinstance(source, (str, os.PathLike)):
             raise ValueError(f"source {os.fspath(source)!r}: {exc}") from None
         raise
+
+
+def _check_numeric_input(graph):
+    """Refuse a source whose input is not numeric: X reaches it as float32 numbers."""
+    dtype = str(graph.input.dtype)
+    if not any(kind in dtype for kind in ("float", "int")):
+        raise ValueError(
+            f"the source takes inputs of dtype {dtype!r}; sktransfer feeds it numeric X "
+            "(float32). Put the source's preprocessing (a StringLookup, a TextVectorization) "
+            "in front of the estimator instead, and give it a source that starts at the "
+            "numbers that preprocessing produces"
+        )
 
 
 def _build(est, source, n_features, task, seed, term):
@@ -222,18 +247,16 @@ def _restored_on_interrupt(net, snapshot):
 
 def _train(est, net, task, prepared, batches, validation, warm, make_twin):
     """Train ``net`` through its phases; the history."""
-    from keras.ops import convert_to_numpy
-
     from ._fingerprint import fingerprint
     from ._reuse import WorkerKey, reusable, train_reusing
-    from ._trainer import Training, released_gradients, steps_per_execution
+    from ._trainer import Training, released_gradients, steps_per_execution, warn_if_unconverged
 
-    settings = Training.of(est)
-    warmup = 0 if warm else min(est.head_warmup, est.epochs)
+    settings = Training.of(est, batches.steps_per_epoch)
+    warmup = 0 if warm else min(est.head_warmup, settings.epochs)
     key = None
     if not (warm or warmup) and reusable(net.network):
         key = WorkerKey(
-            architecture=fingerprint(net.network.parts(), weights=False, trainable=True),
+            architecture=fingerprint(net.parts(), weights=False, trainable=True),
             training=settings.trace_key(),
             task=task.kind,
             term=prepared.term.name,
@@ -242,8 +265,25 @@ def _train(est, net, task, prepared, batches, validation, warm, make_twin):
             batch_size=batches.batch_size,
             steps_per_execution=steps_per_execution(settings, batches),
         )
-    snapshot = [convert_to_numpy(v) for v in net.variables] if warm else None
+    snapshot = [v.numpy() for v in net.variables] if warm else None
     with released_gradients(), _restored_on_interrupt(net, snapshot):
-        return train_reusing(
+        history = train_reusing(
             net, settings, key, make_twin, batches=batches, validation=validation, warmup=warmup
+        )
+        _check_finite(history, settings, type(est).__name__)
+    warn_if_unconverged(history, settings, batches.steps_per_epoch, type(est).__name__)
+    return history
+
+
+def _check_finite(history, settings, name):
+    """Refuse a fit whose loss became NaN or infinite (the estimator stays as it was)."""
+    losses = np.asarray(history.get("loss", []), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if len(bad):
+        raise ValueError(
+            f"{name}: training diverged: the loss became {losses[bad[0]]} in epoch "
+            f"{bad[0] + 1} of {len(losses)}. The learning rate is the likely cause "
+            f"(learning_rate={settings.learning_rate} with optimizer={settings.optimizer!r}): "
+            "lower it. Inputs far off the scale the source was trained on can cause this "
+            "too. The estimator keeps no result of this fit."
         )

@@ -41,10 +41,6 @@ class Network:
     frozen_layers: list = field(default_factory=list)
     source_output: str = "linear"
 
-    def parts(self):
-        """The sub-models a training network calls, None for absent ones."""
-        return (self.adapter, self.frozen, self.body, self.head, self.source_head, self.teacher)
-
 
 def functional_graph(model):
     """A functional view (same layers) of a Sequential or functional model."""
@@ -286,19 +282,23 @@ def _head(input_shape, hidden, n_outputs, activation, rng):
     return keras.Model(inputs, x, name=HEAD)
 
 
+_MAX_UNITS = 2**16  # per hidden head layer: beyond it a head dwarfs any source
+
+
 def head_units(head):
     """Hidden layer sizes of the ``head`` parameter, as a tuple."""
     if head is None:
         return ()
-    if isinstance(head, (int, np.integer)) and not isinstance(head, bool):
-        head = (head,)
-    if isinstance(head, (tuple, list)) and all(
-        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in head
+    units = (head,) if isinstance(head, (int, np.integer)) else head
+    if isinstance(units, (tuple, list)) and all(
+        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and 0 < h <= _MAX_UNITS
+        for h in units
     ):
-        return tuple(int(h) for h in head)
+        return tuple(int(h) for h in units)
     raise ValueError(
         f"head={head!r} is not valid: use None for a single output layer, or a "
-        "positive int or a tuple of positive ints for hidden Dense layers"
+        f"positive int or a tuple of positive ints (at most {_MAX_UNITS} each) for "
+        "hidden Dense layers"
     )
 
 

@@ -55,15 +55,20 @@ class TransferNet(keras.Model):
 
     def __init__(self, network, *, task, alpha, prepared, prefix_cached=False):
         super().__init__()
+        term = prepared.term
         self.network = network
         self.adapter = network.adapter
         self.frozen = network.frozen
         self.body = network.body
         self.head = network.head
-        self.source_head = network.source_head
-        self.teacher = network.teacher
+        # Parts a term turned out not to need are left out, so that they
+        # neither train nor tell this network apart from a plain one.
+        self.source_head = network.source_head if term.uses_source_head else None
+        self.teacher = network.teacher if term.needs_teacher(network.adapter_kind) else None
         self.task = task
-        self.term = prepared.term
+        self.term = term
+        if term.name is None:  # no source term: the objective is L_target alone
+            alpha = 0.0
         self.prefix_cached = prefix_cached
         self._target_loss = target_loss_fn(task)
         # Values rather than Python constants, so that one traced training
@@ -78,6 +83,10 @@ class TransferNet(keras.Model):
         self.term.build(self, prepared)
         self.target_tracker = keras.metrics.Mean(name="target_loss")
         self.source_tracker = keras.metrics.Mean(name="source_loss")
+
+    def parts(self):
+        """The sub-models this network calls, None for absent ones."""
+        return (self.adapter, self.frozen, self.body, self.head, self.source_head, self.teacher)
 
     def adapt(self, x, training):
         """``x`` mapped onto the source input (unless the prefix ran ahead)."""

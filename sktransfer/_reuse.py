@@ -117,12 +117,11 @@ class Worker:
     """A compiled network with its optimizer and the optimizer's initial state."""
 
     def __init__(self, net, optimizer):
-        from keras.ops import convert_to_numpy
-
         self.net = net
         self.optimizer = optimizer
         optimizer.build(net.trainable_variables)
-        self.initial = [convert_to_numpy(v) for v in optimizer.variables]
+        # variable.numpy(): np.array(variable) warns under NumPy 2 (no copy keyword).
+        self.initial = [v.numpy() for v in optimizer.variables]
 
     def reset(self, fresh, learning_rate):
         """Take the fresh network's initial values and a new optimizer state."""

@@ -17,7 +17,13 @@ def fit_seeds(random_state):
     randomness: weight initialisation (``"init"``), the order of training
     batches (``"shuffle"``) and the validation split (``"split"``).
     """
-    rng = check_random_state(random_state)
+    try:
+        rng = check_random_state(random_state)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"random_state={random_state!r} is not valid: use None, an int in [0, 2**32 - 1] "
+            "or a numpy.random.RandomState"
+        ) from None
     init, shuffle, split = rng.randint(_MAX_SEED, size=3)
     return {"init": int(init), "shuffle": int(shuffle), "split": int(split)}
 

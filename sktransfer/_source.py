@@ -139,6 +139,9 @@ def clone_sharing_source(estimator):
 
     The source is never mutated, so clones can share it: deep-copying a large
     Keras model for every candidate and fold would dominate a grid search.
+    A source that is itself a fitted estimator (a scikit-learn wrapper) gets
+    a shallow copy, so that ``set_params(source__...)`` on a clone leaves the
+    original's wrapper alone, while both still share the Keras model inside.
     Everything else is cloned as ``sklearn.base.clone`` does, including
     metadata requests and ``set_output`` configuration.
     """
@@ -150,6 +153,8 @@ def clone_sharing_source(estimator):
 
     params = estimator.get_params(deep=False)
     source = params.pop("source")
+    if _wrapped_model(source) is not None:
+        source = copy.copy(source)
     params = {key: clone(value, safe=False) for key, value in params.items()}
     new = type(estimator)(source=source, **params)
     for attribute in SKLEARN_CLONED_STATE:

@@ -85,6 +85,11 @@ class SourceTerm:
 PLAIN = SourceTerm()
 
 
+def transferred_trains(network):
+    """Whether any transferred layer (after the frozen prefix) has weights that train."""
+    return network.body is not None and bool(network.body.trainable_weights)
+
+
 def variance(values):
     """Mean per-column variance, the scale of a squared-error source term."""
     value = float(np.mean(np.var(values, axis=0)))
@@ -150,6 +155,10 @@ class Distill(SourceTerm):
         from ._inference import call_batched
 
         network, X = context.network, context.X
+        if not transferred_trains(network):
+            # The target head reads frozen features: pulling the source head
+            # back to the teacher changes nothing the estimator keeps.
+            return Prepared(PLAIN, context.y)
         head = network.source_head
         if network.teacher is None and context.prefix is not None and context.fresh and head:
             # The layers after the frozen prefix still hold the source's
@@ -194,14 +203,10 @@ class L2SP(SourceTerm):
     name = "l2sp"
 
     def prepare(self, context):
-        from keras.ops import convert_to_numpy
-
         network, graph = context.network, context.graph
         names = {layer.name for layer in graph.layers}
         anchors = {
-            layer.name: [
-                convert_to_numpy(w) for w in graph.get_layer(layer.name).trainable_weights
-            ]
+            layer.name: [w.numpy() for w in graph.get_layer(layer.name).trainable_weights]
             for layer in (network.body.layers if network.body is not None else [])
             if layer.trainable_weights and layer.name in names
         }

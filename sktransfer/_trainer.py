@@ -11,12 +11,23 @@ import contextlib
 import copy
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._batches import take
+
+AUTO_STEPS = 1000  # optimizer steps of epochs="auto"
+
+
+def resolve_epochs(epochs, steps_per_epoch):
+    """The number of epochs of a fit: ``epochs``, or for ``"auto"`` as many as
+    make ``AUTO_STEPS`` optimizer steps (at least one)."""
+    if epochs == "auto":
+        return max(1, -(-AUTO_STEPS // steps_per_epoch))
+    return epochs
 
 
 @dataclass(frozen=True)
@@ -33,12 +44,12 @@ class Training:
     verbose: int
 
     @classmethod
-    def of(cls, estimator):
+    def of(cls, estimator, steps_per_epoch):
         return cls(
             optimizer=estimator.optimizer,
             learning_rate=float(estimator.learning_rate),
             source_lr_scale=estimator.source_lr_scale,
-            epochs=estimator.epochs,
+            epochs=resolve_epochs(estimator.epochs, steps_per_epoch),
             early_stopping=estimator.early_stopping,
             n_iter_no_change=estimator.n_iter_no_change,
             callbacks=tuple(estimator.callbacks or ()),
@@ -141,6 +152,8 @@ def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
     During the warm-up every transferred layer is frozen. ``compiled`` says
     that ``net`` is a worker, compiled once for fits without a warm-up.
     """
+    from ._callbacks import user_callbacks
+
     transferred = [layer for part in transferred_parts(net) for layer in part.layers]
     trainable = {id(layer): layer.trainable for layer in transferred}
     callbacks = [copy.deepcopy(cb) for cb in settings.callbacks]
@@ -153,13 +166,46 @@ def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
             for layer in transferred:
                 layer.trainable = trainable[id(layer)] and not warmup_phase
             compile_net(net, settings, batches)
-        phase = _phase_callbacks(settings, callbacks, warmup_phase)
+        phase = _phase_callbacks(settings, user_callbacks(callbacks, net), warmup_phase)
         logs = _run_phase(net, settings, batches, validation, start, stop, phase)
         for key, values in logs.items():
             history.setdefault(key, []).extend(float(v) for v in values)
     for layer in transferred:
         layer.trainable = trainable[id(layer)]
     return history
+
+
+def _flattened(losses):
+    """Whether a training-loss curve has flattened by its end.
+
+    Over the last tenth of the epochs (at least two) the loss must have
+    fallen by at most 10% of what it fell since the first epoch; a curve of
+    fewer than four epochs is too short to tell.
+    """
+    window = max(2, len(losses) // 10)
+    if len(losses) < 2 * window:
+        return False
+    last = float(np.mean(losses[-window:]))
+    before = float(np.mean(losses[-2 * window : -window]))
+    return before - last <= 0.1 * max(losses[0] - last, 0.0)
+
+
+def warn_if_unconverged(history, settings, steps_per_epoch, name):
+    """A ConvergenceWarning when the budget ran out with the loss still falling steeply."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    losses = history.get("loss", [])
+    stopped_early = settings.early_stopping and len(losses) < settings.epochs
+    if not losses or stopped_early or _flattened(losses):
+        return
+    warnings.warn(
+        f"{name}: the training loss was still falling after {len(losses)} epochs "
+        f"({len(losses) * steps_per_epoch} optimizer steps; last values "
+        f"{', '.join(f'{v:.4g}' for v in losses[-3:])}): the network may be under-trained. "
+        "Raise epochs or learning_rate (epochs='auto' sizes the training to the data).",
+        ConvergenceWarning,
+        stacklevel=6,  # the user's call of fit
+    )
 
 
 @contextlib.contextmanager

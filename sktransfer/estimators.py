@@ -28,11 +28,11 @@ __all__ = ["BaseTransfer", "SourceData", "TransferClassifier", "TransferRegresso
 _FLOATS = (np.float64, np.float32)
 _ADAPTERS = ("auto", "reshape", "dense", None)
 # Numeric parameters: (kind, lowest, highest, which bounds are allowed values).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBERS = {
-    "learning_rate": (numbers.Real, 0, None, "neither"),
+    "learning_rate": (numbers.Real, 0, _FLOAT32_MAX, "neither"),
     "head_warmup": (numbers.Integral, 0, None, "left"),
     "source_lr_scale": (numbers.Real, 0, None, "left"),
-    "epochs": (numbers.Integral, 1, None, "left"),
     "batch_size": (numbers.Integral, 1, None, "left"),
     "validation_fraction": (numbers.Real, 0, 1, "neither"),
     "n_iter_no_change": (numbers.Integral, 1, None, "left"),
@@ -84,6 +84,24 @@ _PARAMETERS_DOC_TEMPLATE = """
         multiclass, sigmoid for binary, linear for regression); an int or a
         tuple of ints adds hidden ReLU Dense layers of those sizes first.
 
+    head_init : {"probe", "random"}, default="probe"
+        How the new output layer starts. ``"probe"`` solves it exactly on
+        the features that reach it, before any gradient step: L2-regularised
+        logistic regression (multinomial, or binary for two classes) for a
+        classifier, ridge regression for a regressor, weighted by
+        ``sample_weight`` and ``class_weight``, with the penalty chosen by
+        evidence maximisation on the training rows (see the user guide's
+        "Concepts" page). Fine-tuning then starts from a head that already
+        fits the data (LP-FT, Kumar et al. 2022). When nothing else can
+        train (``freeze="all"``, no hidden head layers, no ``"dense"`` input
+        adapter) the probe is the whole fit and no epoch runs. Hidden head
+        layers keep their random initial weights and the probe solves the
+        output layer on their outputs; a ``"dense"`` input adapter is
+        probed through its initial projection. ``pretrained=False`` probes
+        too, so that the from-scratch twin follows the same recipe; a warm
+        start keeps the fitted head. ``"random"`` starts from Glorot-uniform
+        weights.
+
     input_adapter : {"auto", "reshape", "dense"} or None, default="auto"
         How 2-D ``X`` reaches the source input. ``"reshape"`` reshapes the
         features (64 columns become an (8, 8, 1) image) and needs the counts
@@ -115,8 +133,15 @@ _PARAMETERS_DOC_TEMPLATE = """
     learning_rate : float, default=1e-3
         Learning rate of the optimizer.
 
-    epochs : int, default=100
-        Maximum number of passes over the training data.
+    epochs : int or "auto", default="auto"
+        Number of passes over the training data. ``"auto"`` sizes the
+        training to the data: as many epochs as make 1000 optimizer steps
+        (1000 full-batch steps for 30 rows, 32 epochs of 1000 rows, one
+        epoch of 100,000 rows). Starting from the probe head, that is
+        enough for fine-tuning to settle on small targets without
+        over-training large ones (the measurements are in the user guide).
+        When the training loss is still falling steeply at the end, a
+        ``ConvergenceWarning`` says so.
 
     batch_size : int, default=32
         Mini-batch size (capped at the number of training samples).
@@ -150,7 +175,8 @@ _PARAMETERS_DOC_TEMPLATE = """
         on the data they are given as well, so the candidates of a search
         also share them on each scoring fold; their predictions then come
         from the prefix and the rest of the network run separately, equal to
-        ``model_.predict`` up to float32 rounding (about 1e-7).
+        ``model_.predict`` up to float32 rounding (relative differences of
+        1e-7 to 1e-5, larger where the head's weights are large).
 
     warm_start : bool, default=False
         If True and the estimator is fitted, ``fit`` continues training the
@@ -253,13 +279,14 @@ class BaseTransfer(BaseEstimator):
         source_loss="distill",
         cut=None,
         head=None,
+        head_init="probe",
         input_adapter="auto",
         pretrained=True,
         head_warmup=0,
         source_lr_scale=1.0,
         optimizer="adam",
         learning_rate=1e-3,
-        epochs=100,
+        epochs="auto",
         batch_size=32,
         early_stopping=False,
         validation_fraction=0.1,
@@ -276,6 +303,7 @@ class BaseTransfer(BaseEstimator):
         self.source_loss = source_loss
         self.cut = cut
         self.head = head
+        self.head_init = head_init
         self.input_adapter = input_adapter
         self.pretrained = pretrained
         self.head_warmup = head_warmup
@@ -363,6 +391,22 @@ class BaseTransfer(BaseEstimator):
             vars(self).update(before)
             raise
 
+    def _checked_rows(self, X, sample_weight):
+        """X in float32 range, and finite non-negative weights, as the network takes them."""
+        if X.size and np.abs(X).max() > _FLOAT32_MAX:
+            raise ValueError(
+                f"X holds values up to {np.abs(X).max():.3g}, beyond the float32 range "
+                f"(+-{_FLOAT32_MAX:.3g}) the network computes in; rescale X to the scale "
+                "the source was trained on"
+            )
+        sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32)
+        if np.any(sample_weight < 0) or not np.all(np.isfinite(sample_weight)):
+            raise ValueError(
+                "sample_weight must hold finite non-negative values; got values in "
+                f"[{sample_weight.min():.3g}, {sample_weight.max():.3g}]"
+            )
+        return X.astype(np.float32, copy=False), sample_weight
+
     def _set_fitted(self, fitted):
         network = fitted.network
         self.model_ = network.model
@@ -386,8 +430,11 @@ class BaseTransfer(BaseEstimator):
             check_number(name, getattr(self, name), kind, low, high, closed)
         for name in _FLAGS:
             check_flag(name, getattr(self, name))
+        if self.epochs != "auto":
+            check_number("epochs", self.epochs, numbers.Integral, 1, why=' or "auto"')
         check_choice("source_loss", self.source_loss, tuple(SOURCE_TERMS))
         check_choice("input_adapter", self.input_adapter, _ADAPTERS)
+        check_choice("head_init", self.head_init, ("probe", "random"))
         _check_layer_choice("cut", self.cut, str)
         _check_layer_choice("freeze", self.freeze, "all")
         if not isinstance(self.optimizer, str):
@@ -492,13 +539,14 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         source_loss="distill",
         cut=None,
         head=None,
+        head_init="probe",
         input_adapter="auto",
         pretrained=True,
         head_warmup=0,
         source_lr_scale=1.0,
         optimizer="adam",
         learning_rate=1e-3,
-        epochs=100,
+        epochs="auto",
         batch_size=32,
         early_stopping=False,
         validation_fraction=0.1,
@@ -517,6 +565,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
             source_loss=source_loss,
             cut=cut,
             head=head,
+            head_init=head_init,
             input_adapter=input_adapter,
             pretrained=pretrained,
             head_warmup=head_warmup,
@@ -576,19 +625,16 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
                     f"warm_start=True, but y has classes {classes.tolist()} and the "
                     f"fitted estimator has {self.classes_.tolist()}"
                 )
-        sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32)
+        X, sample_weight = self._checked_rows(X, sample_weight)
         if self.class_weight is not None:
-            from sklearn.utils.class_weight import compute_sample_weight
-
-            class_weights = compute_sample_weight(self.class_weight, y).astype(np.float32)
-            sample_weight = sample_weight * class_weights
+            sample_weight = sample_weight * _class_weights(self.class_weight, y)
         self.classes_ = classes
         binary = len(classes) == 2
         task = (
             Task("binary", 1, "sigmoid") if binary else Task("multiclass", len(classes), "softmax")
         )
         targets = encoded.astype(np.float32 if binary else np.int32)
-        return X.astype(np.float32, copy=False), targets, sample_weight, task
+        return X, targets, sample_weight, task
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.
@@ -710,15 +756,13 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
                     f"estimator has {self.n_outputs_}"
                 )
         else:
-            scale = Y.std(axis=0)
-            self._y_mean = Y.mean(axis=0)
-            self._y_scale = np.where(scale > 0, scale, 1.0)
+            self._y_mean, self._y_scale = _standardisation(Y)
         self._y_ndim = y.ndim
         self.n_outputs_ = Y.shape[1]
-        sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32)
+        X, sample_weight = self._checked_rows(X, sample_weight)
         targets = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
         task = Task("regression", self.n_outputs_, "linear")
-        return X.astype(np.float32, copy=False), targets, sample_weight, task
+        return X, targets, sample_weight, task
 
     def predict(self, X):
         """Predicted targets of ``X``.
@@ -740,6 +784,35 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _class_weights(class_weight, y):
+    """Per-row weights of ``class_weight`` ("balanced" or a dict of class to weight)."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    if isinstance(class_weight, dict):
+        for label, weight in class_weight.items():
+            if not (isinstance(weight, numbers.Real) and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    "class_weight must map classes to finite non-negative numbers; got "
+                    f"{weight!r} for class {label!r}"
+                )
+    elif not (isinstance(class_weight, str) and class_weight == "balanced"):
+        raise ValueError(
+            "class_weight must be None, 'balanced' or a dict mapping classes to weights; "
+            f"got {class_weight!r}"
+        )
+    return compute_sample_weight(class_weight, y).astype(np.float32)
+
+
+def _standardisation(Y):
+    """Mean and scale of each target column (scales that overflow are computed in parts)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = Y.std(axis=0)
+    if not np.all(np.isfinite(scale)):
+        size = np.abs(Y).max(axis=0)
+        scale = (Y / size).std(axis=0) * size
+    return Y.mean(axis=0), np.where(scale > 0, scale, 1.0)
 
 
 def _plain(value):

@@ -472,6 +472,12 @@ class HistoryDisplay:
         5
         """
         fitted = _with_history(estimator)
+        if not fitted.history_.get("loss"):
+            raise ValueError(
+                f"{type(fitted).__name__} ran no epoch: its fit was the linear probe alone "
+                '(freeze="all" with a single output layer), so there is no history to '
+                'plot; head_init="random" trains the head by gradient steps instead'
+            )
         return cls(fitted.history_, estimator_name=type(fitted).__name__).plot(
             ax=ax, yscale=yscale
         )

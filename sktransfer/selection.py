@@ -9,15 +9,14 @@ never across methods or tasks.
 
 import numbers
 import time
-import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import type_of_target
 
+from ._evidence import maximise_evidence
 from ._source import source_name
 from ._validation import check_number
 from .features import SourceFeatures
@@ -57,29 +56,6 @@ def _logme_targets(y, n_samples):
         )
     check_consistent_length(np.empty(n_samples), targets)
     return targets
-
-
-def _spectrum(features, targets):
-    """Nonzero eigenvalues ``sigma`` of F^T F and the targets in its eigenbasis.
-
-    With F = U S V^T, returns ``sigma = S**2`` and ``x = U^T y`` for each target
-    column, from whichever Gram matrix (F^T F or F F^T) is smaller. Directions
-    with eigenvalue below round-off are dropped: in every LogME term they act
-    as a zero eigenvalue, which is what they are.
-    """
-    n, d = features.shape
-    eps = np.finfo(np.float64).eps
-    if n >= d:
-        sigma, vecs = np.linalg.eigh(features.T @ features)
-    else:
-        sigma, vecs = np.linalg.eigh(features @ features.T)
-    keep = sigma > max(sigma.max(), 0.0) * max(n, d) * eps
-    sigma, vecs = sigma[keep], vecs[:, keep]
-    if n >= d:
-        x = (vecs.T @ (features.T @ targets)) / np.sqrt(sigma)[:, None]
-    else:
-        x = vecs.T @ targets
-    return sigma, x
 
 
 def logme(features, y, *, tol=1e-10, max_iter=1000):
@@ -172,45 +148,8 @@ def logme(features, y, *, tol=1e-10, max_iter=1000):
     """
     features = _features(features)
     targets = _logme_targets(y, len(features))
-    n = len(features)
-    sigma, x = _spectrum(features, targets)
-    sigma = sigma[:, None]
-    x2 = x**2
-    # Part of each target outside the span of the features: no model can fit it.
-    outside = np.maximum((targets**2).sum(axis=0) - x2.sum(axis=0), 0.0)
-    eps = np.finfo(np.float64).eps
-    scale = sigma.max() if len(sigma) else 1.0
-    t_min, t_max = scale * eps, scale / eps
-
-    def evidence(t):
-        residual = (x2 * t / (t + sigma)).sum(axis=0) + outside
-        return (
-            -np.log1p(sigma / t).sum(axis=0) / (2 * n)
-            + 0.5 * np.log(n / residual)
-            - 0.5 * (1 + np.log(2 * np.pi))
-        )
-
-    t = np.ones(targets.shape[1])
-    current = evidence(t)
-    for _ in range(max_iter):
-        shrink = t / (t + sigma)
-        gamma = (sigma / (t + sigma)).sum(axis=0)
-        weight2 = (sigma * x2 / (t + sigma) ** 2).sum(axis=0)
-        residual2 = (x2 * shrink**2).sum(axis=0) + outside
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = gamma * residual2 / (weight2 * (n - gamma))
-        # No fitted weight (weight2 = 0) is the limit alpha -> infinity.
-        t = np.clip(np.nan_to_num(t, nan=t_max), t_min, t_max)
-        previous, current = current, evidence(t)
-        if np.all(np.abs(current - previous) <= tol):
-            break
-    else:
-        warnings.warn(
-            f"logme: the evidence maximisation did not converge in max_iter={max_iter} iterations",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    return float(np.mean(current))
+    evidence, _ = maximise_evidence(features, targets, tol=tol, max_iter=max_iter, caller="logme")
+    return float(np.mean(evidence))
 
 
 def _check_probabilities(probs, what):

@@ -73,7 +73,7 @@ def test_repeat_fits_reuse_traced_functions_and_match_a_fresh_fit(params, iris):
     [
         {},
         {"freeze": 1, "alpha": 0.5},
-        {"freeze": "all", "alpha": 0.3},
+        {"freeze": "all", "alpha": 0.3, "head_init": "random"},
         {"source_loss": "l2sp", "alpha": 0.3},
         {"head_warmup": 2, "alpha": 0.2},
     ],
@@ -256,7 +256,7 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     for fitted in (first, second, by_path):
         _assert_same_network(fitted, expected)
         np.testing.assert_allclose(
-            fitted.predict_proba(X), expected.predict_proba(X), rtol=1e-5, atol=1e-6
+            fitted.predict_proba(X), expected.predict_proba(X), rtol=1e-4, atol=1e-5
         )
 
     # An entry that no longer loads, then one that loads but holds wrong values.

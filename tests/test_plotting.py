@@ -194,6 +194,9 @@ def test_history_display_needs_a_fitted_transfer_estimator(task):
         HistoryDisplay.from_estimator(LogisticRegression().fit(X, y))
     with pytest.raises(ValueError, match="history has none of the keys"):
         HistoryDisplay({"accuracy": [0.5]}).plot()
+    probe = TransferClassifier(source, freeze="all", random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="ran no epoch: its fit was the linear probe"):
+        HistoryDisplay.from_estimator(probe)
 
 
 def test_plots_without_matplotlib_explain_how_to_install(monkeypatch):

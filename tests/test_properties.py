@@ -8,12 +8,14 @@ inside TensorFlow; X, y and the source model are never modified.
 import copy
 import pickle
 import traceback
+import warnings
 from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
 
 from sktransfer import TransferClassifier, TransferRegressor
 
@@ -128,3 +130,69 @@ def test_bad_input_never_crashes_or_mutates():
         f"{counts['refused']} refused with a clear error"
     )
     assert total > 0 and counts["refused"] > 0
+
+
+# Each parameter: values that must work, and values that must be refused by name.
+PARAMETERS = {
+    "alpha": ([0.0, 0.3], [-0.5, 1.0, float("nan"), "0.3", None]),
+    "learning_rate": ([1e-3, 0.05], [0.0, -1.0, float("inf"), 1e300, "fast"]),
+    "epochs": ([1, 2], [0, 2.5, "many", None]),
+    "batch_size": ([4, 64], [0, -2, 3.5]),
+    "freeze": ([0, 1, "all"], [9, "some", 1.5]),
+    "head": ([None, 3, (4, 2)], [0, -3, 10**9, "wide", (2, 0)]),
+    "head_init": (["probe", "random"], ["lp", None]),
+    "source_loss": (["distill", "l2sp"], ["kl", None]),
+    "source_lr_scale": ([1.0, 0.2], [-1.0, float("inf")]),
+    "pretrained": ([True, False], ["False", 0]),
+    "class_weight": ([None, "balanced"], [[1, 2], "even", {0: -1.0}, {0: float("nan")}]),
+    "random_state": ([0, 7], [-1, "seed"]),
+}
+
+
+@st.composite
+def parameters(draw):
+    """A few parameters, each valid or not; returns the params and the bad names."""
+    names = draw(
+        st.lists(st.sampled_from(sorted(PARAMETERS)), min_size=1, max_size=3, unique=True)
+    )
+    params, bad = {}, set()
+    for name in names:
+        good_values, bad_values = PARAMETERS[name]
+        if draw(st.booleans()):
+            params[name] = draw(st.sampled_from(bad_values))
+            bad.add(name)
+        else:
+            params[name] = draw(st.sampled_from(good_values))
+    return params, bad
+
+
+def test_bad_parameters_are_refused_by_name_and_good_ones_work():
+    """fit succeeds with finite, right-shaped predictions, or names a bad parameter."""
+    src = source()
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 4)), np.arange(24) % 3
+    counts = Counter()
+
+    @settings(max_examples=60)
+    @given(drawn=parameters())
+    def check(drawn):
+        params, bad = drawn
+        est = TransferClassifier(src, **{"epochs": 1, **params})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(X, y)
+        except (ValueError, TypeError) as exc:
+            assert bad, f"{params} is valid, but fit raised {exc!r}"
+            assert any(name in str(exc) for name in bad), (params, str(exc))
+            assert not _frames_inside_tensorflow(exc), traceback.format_exc()
+            counts["refused"] += 1
+            return
+        assert not bad, f"fit accepted the bad parameters {sorted(bad)}: {params}"
+        proba = est.predict_proba(X)
+        assert proba.shape == (24, 3) and np.all(np.isfinite(proba))
+        counts["worked"] += 1
+
+    check()
+    print(f"\nparameters: {counts['worked']} worked, {counts['refused']} refused by name")
+    assert counts["worked"] and counts["refused"]

@@ -292,4 +292,4 @@ def test_no_warnings_from_sktransfer_in_a_plain_fit(iris):
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", module="keras")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        TransferClassifier(mlp(), epochs=1, random_state=0).fit(X, y).predict(X)
+        TransferClassifier(mlp(), random_state=0).fit(X, y).predict(X)
