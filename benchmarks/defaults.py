@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/defaults.py                      # full run (about 15 minutes on 2 cores)
     python benchmarks/defaults.py --quick              # one draw per task (a smoke run)
-    python benchmarks/defaults.py --output docs/defaults_table.md
+    python benchmarks/defaults.py --output table.md    # also write the table as markdown
+    python benchmarks/defaults.py --sweep              # budgets, rates, batch sizes, freeze
 
 For every task pair and draw, the same source network is transferred by:
 
@@ -35,6 +36,18 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+# The sweep (--sweep): training budgets in optimizer steps, a lower learning
+# rate, other batch sizes and a deeper freeze, each from the probe head.
+SWEEP = {
+    "100 steps": {"steps": 100},
+    "300 steps": {"steps": 300},
+    "1000 steps (auto)": {},
+    "3000 steps": {"steps": 3000},
+    "learning_rate=1e-4": {"learning_rate": 1e-4},
+    "batch_size=8": {"batch_size": 8},
+    "batch_size=128": {"batch_size": 128},
+    "freeze=-1": {"freeze": -1},
+}
 # Other settings of the estimator, measured next to the defaults.
 SETTINGS = {
     "defaults": {},
@@ -165,7 +178,17 @@ def _hand_score(model, kind, X, y):
     return float(np.mean(out.argmax(1) == y)) if kind == "clf" else r2_score(y, out[:, 0])
 
 
-def _estimators(src, kind, seed):
+def _with_steps(params, n):
+    """``{"steps": s}`` becomes the ``epochs`` that make about s optimizer steps on n rows."""
+    params = dict(params)
+    steps = params.pop("steps", None)
+    if steps is not None:
+        per_epoch = -(-n // min(params.get("batch_size", 32), n))
+        params["epochs"] = max(1, -(-steps // per_epoch))
+    return params
+
+
+def _estimators(src, kind, seed, n, settings):
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
 
@@ -173,7 +196,10 @@ def _estimators(src, kind, seed):
 
     cls = TransferClassifier if kind == "clf" else TransferRegressor
     linear = LogisticRegression if kind == "clf" else RidgeCV
-    models = {name: cls(src, random_state=seed, **params) for name, params in SETTINGS.items()}
+    models = {
+        name: cls(src, random_state=seed, **_with_steps(params, n))
+        for name, params in settings.items()
+    }
     models["SourceFeatures + linear"] = make_pipeline(SourceFeatures(src), linear())
     models["linear on X"] = linear()
     return models
@@ -188,14 +214,15 @@ def _draw(y, n, kind, seed):
     return train_test_split(rows, train_size=n, random_state=seed, stratify=stratify)
 
 
-def run(quick=False, draws=None):
+def run(quick=False, draws=None, sweep=False):
     draws = draws or (1 if quick else 3)
+    settings = SWEEP if sweep else SETTINGS
     results, seconds = {}, {}
     tasks = [*generated_pairs(quick), *digits_pairs(quick)]
     for name, kind, src, X, y, n in tasks:
         for seed in range(draws):
             train, test = _draw(y, n, kind, seed)
-            for label, model in _estimators(src, kind, seed).items():
+            for label, model in _estimators(src, kind, seed, n, settings).items():
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -242,8 +269,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one draw per task, fewer tasks")
     parser.add_argument("--output", metavar="FILE", help="also write the table as markdown")
+    parser.add_argument(
+        "--sweep", action="store_true", help="other budgets, rates, batch sizes and freezes"
+    )
     args = parser.parse_args(argv)
-    results, seconds = run(args.quick)
+    results, seconds = run(args.quick, draws=2 if args.sweep else None, sweep=args.sweep)
     text = table(results, seconds)
     print(text)
     if args.output:

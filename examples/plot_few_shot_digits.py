@@ -48,13 +48,13 @@ print(f"source accuracy (training data): {accuracy:.3f}")
 # ----------------------
 # ``X`` stays a 2-D array of 64 columns: ``input_adapter="auto"`` reshapes
 # each row onto the source's (8, 8, 1) input. The output layer is cut off and
-# replaced by a new 5-class head; ``freeze=2`` keeps the two convolutions as
-# trained on 0-4 and fine-tunes the dense layer with the head.
+# replaced by a new 5-class head. Everything else is left at its default: the
+# new head starts as the exact linear probe of the source's features
+# (``head_init="probe"``), then the whole network fine-tunes for 1000
+# optimizer steps (``epochs="auto"``).
 from sktransfer import TransferClassifier
 
-clf = TransferClassifier(
-    source, freeze=2, epochs=30, learning_rate=3e-3, batch_size=16, random_state=0
-)
+clf = TransferClassifier(source, random_state=0)
 
 # %%
 # Transfer gain on few labelled images
@@ -109,8 +109,6 @@ for name, scores in display.scores.items():
 from sktransfer import HistoryDisplay
 
 X_few, y_few = X_target[:50], y_target[:50]
-distilled = TransferClassifier(
-    source, freeze=2, alpha=0.3, epochs=30, learning_rate=3e-3, batch_size=16, random_state=0
-).fit(X_few, y_few)
+distilled = TransferClassifier(source, alpha=0.3, random_state=0).fit(X_few, y_few)
 HistoryDisplay.from_estimator(distilled)
 print(f"final losses: { {k: round(v[-1], 4) for k, v in distilled.history_.items()} }")

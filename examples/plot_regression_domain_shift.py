@@ -55,7 +55,7 @@ from sklearn.linear_model import RidgeCV
 
 from sktransfer import TransferRegressor
 
-params = dict(freeze=1, epochs=60, learning_rate=3e-3, batch_size=16, random_state=0)
+params = dict(freeze=1, random_state=0)  # the rest at its defaults
 models = {
     "transfer": TransferRegressor(source, alpha=0.3, source_loss="l2sp", **params),
     "from scratch": TransferRegressor(source, pretrained=False, **params),

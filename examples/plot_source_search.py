@@ -79,7 +79,7 @@ from sklearn.model_selection import GridSearchCV
 
 from sktransfer import TransferClassifier
 
-clf = TransferClassifier(related, epochs=30, learning_rate=3e-3, batch_size=16, random_state=0)
+clf = TransferClassifier(related, random_state=0)  # the other parameters at their defaults
 search = GridSearchCV(clf, {"source": candidates, "freeze": ["all", 1]}, cv=3)
 search.fit(X_train, y_train)
 

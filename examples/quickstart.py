@@ -40,10 +40,11 @@ def main():
     X_train, y_train, X_test, y_test = X_target[:60], y_target[:60], X_target[60:], y_target[60:]
     print(f"source task: {len(X_source)} samples, 10 classes; target task: 60 samples")
     source = train_source(X_source.astype("float32"), y_source, n_classes=10)
-    params = dict(freeze="all", epochs=100, learning_rate=3e-3, batch_size=16, random_state=0)
+    seed = dict(random_state=0)
     rows = [
-        ("transfer (frozen source body)", TransferClassifier(source, **params)),
-        ("same network from scratch", TransferClassifier(source, pretrained=False, **params)),
+        ("transfer (defaults)", TransferClassifier(source, **seed)),
+        ("transfer (frozen source body)", TransferClassifier(source, freeze="all", **seed)),
+        ("same network from scratch", TransferClassifier(source, pretrained=False, **seed)),
         ("logistic regression", LogisticRegression()),
     ]
     print(f"{'model':32s} test accuracy")
