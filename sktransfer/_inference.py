@@ -1,6 +1,13 @@
 """Running networks in inference mode over many rows, a chunk at a time."""
 
+import threading
+
 import numpy as np
+
+from ._reuse import Registry
+
+# Architecture -> (traced twin, lock), for call_traced; emptied by clear_caches.
+PASSES = Registry(4)
 
 
 def chunked(function, x, batch_size):
@@ -34,3 +41,42 @@ def call_batched(models, x, batch_size=1024):
         return keras.ops.convert_to_numpy(chunk)
 
     return chunked(forward, x, batch_size)
+
+
+_TRACED_BATCH = 256  # rows per call: larger batches of images run slower on CPU
+
+
+def _pass_twin(model):
+    """The traced twin of ``model``'s architecture (a clone), and its lock."""
+    from ._fingerprint import fingerprint
+    from ._network import clone_model
+
+    return PASSES.setdefault(
+        fingerprint([model], weights=False), lambda: (clone_model(model), threading.Lock())
+    )
+
+
+def call_traced(models, x):
+    """``call_batched``, through traced functions that fits of one architecture share.
+
+    Op by op, a deep network (an application backbone of a hundred layers)
+    runs several times slower than traced, and tracing the fresh copy that
+    each fit builds would cost as much again. Each model here runs through
+    its architecture's traced *twin*, a copy kept between fits (``PASSES``),
+    with the model's weights copied in; the values are those of
+    ``call_batched``. On backends other than TensorFlow, where a traced
+    function may donate the buffers that a copy shares, it is
+    ``call_batched``.
+    """
+    import keras
+
+    from ._reuse import copy_variables
+
+    if keras.backend.backend() != "tensorflow":
+        return call_batched(models, x)
+    for model in models:
+        twin, lock = _pass_twin(model)
+        with lock:
+            copy_variables(model, twin)
+            x = chunked(twin.predict_on_batch, x, _TRACED_BATCH)
+    return np.asarray(x)

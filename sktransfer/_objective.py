@@ -56,8 +56,11 @@ class TransferNet(keras.Model):
     def __init__(self, network, *, task, alpha, prepared, prefix_cached=False):
         super().__init__()
         self.network = network
-        self.adapter = network.adapter
-        self.frozen = network.frozen
+        # When the frozen prefix ran ahead, the adapter and the prefix take no
+        # part in training: left out, their variables (most of a large
+        # backbone) stay out of every copy of the training network.
+        self.adapter = None if prefix_cached else network.adapter
+        self.frozen = None if prefix_cached else network.frozen
         self.body = network.body
         self.head = network.head
         self.source_head = network.source_head
