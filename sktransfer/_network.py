@@ -522,7 +522,7 @@ def build_network(
         source_output=_activation_name(graph_layers(functional_graph(source))[-1]),
     )
     if term.uses_source_head and cut_index < len(layers) - 1:
-        net.source_head = _source_head(clone, cut_tensor, cut, term)
+        net.source_head = _source_head(clone, layers[cut_index], cut, term)
     if term.needs_teacher(kind):
         net.teacher = clone_model(source)
         net.teacher.set_weights(source.get_weights())
@@ -577,17 +577,17 @@ def _keep_batchnorm(layers):
             layer.trainable = False
 
 
-def _source_head(clone, cut_tensor, cut, term):
+def _source_head(clone, cut_layer, cut, term):
     """The source's own layers after ``cut``, as a model on the body's features."""
     import keras
 
     try:
-        return keras.Model(cut_tensor, clone.output, name="source_head")
+        return keras.Model(layer_output(cut_layer), clone.output, name="source_head")
     except ValueError:
         raise ValueError(
-            f"cut={cut!r} does not split the source into a body and a head: "
-            f"other paths bypass it, so source_loss={term.name!r} cannot use "
-            "the source's own output layers"
+            f"cut={cut!r} (layer {cut_layer.name!r}) does not split the source into a "
+            f"body and a head: other paths bypass it, so source_loss={term.name!r} cannot "
+            "use the source's own output layers"
         ) from None
 
 

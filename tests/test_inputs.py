@@ -302,8 +302,10 @@ def test_what_cannot_be_cut_names_the_nested_layer():
     x = keras.Input((4,))
     source = keras.Model(x, keras.layers.Dense(3, activation="softmax")(block(x)))
     X, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 3
-    with pytest.raises(ValueError, match="cut='inner_dense' does not split the source"):
+    with pytest.raises(ValueError, match="cut='inner_dense'.*does not split the source"):
         TransferClassifier(source, cut="inner_dense", alpha=0.5).fit(X, y)
+    with pytest.raises(ValueError, match=r"cut=0 \(layer 'inner_dense'\) does not split"):
+        TransferClassifier(source, cut=0, alpha=0.5).fit(X, y)
     twice = keras.Model(x, keras.layers.Dense(3, activation="softmax")(block(block(x))))
     with pytest.raises(ValueError, match="nested model 'block' is called more than once"):
         TransferClassifier(twice).fit(X, y)
