@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 
 from ._fingerprint import prefix_keys
-from ._inference import call_batched, call_traced
+from ._inference import call_traced
 
 
 def data_key(x):
@@ -40,16 +40,14 @@ def keras_layers_only(models):
     return all(own(layer) for model in models for layer in model.layers)
 
 
-def _compute(key, data, x, models, start=None, traced=False):
+def _compute(key, data, x, models, start=None):
     """Outputs of ``models`` on ``x``, with their hash for checking on load.
 
     ``start`` is ``(values, tail)`` when the outputs of a shallower prefix of
     ``models`` are known: the forward pass goes on from them through
     ``tail``, the same operations on the same rows, so the values are too.
-    ``traced`` runs them through shared traced functions (``call_traced``).
     """
-    call = call_traced if traced else call_batched
-    values = call(models, x) if start is None else call([start[1]], start[0])
+    values = call_traced(models, x) if start is None else call_traced([start[1]], start[0])
     return values, data_key(values)
 
 
@@ -110,20 +108,20 @@ def cacheable(memory, models, x):
     )
 
 
-def activations(memory, models, x, key=None, traced=False):
+def activations(memory, models, x, key=None):
     """``models`` applied in sequence to ``x`` in inference mode, as NumPy.
 
-    With a ``joblib.Memory`` that has a location, results no larger than the
-    input are cached under the models' key (``prefix_keys``, or ``key``
-    when given, which skips the search for a stored shallower prefix) and
-    the data. Each entry carries its own hash and is recomputed when it does
-    not match (a corrupt entry that still loads); one that fails to load is
-    recomputed by joblib. ``traced`` runs networks that sktransfer built
-    through shared traced functions (``_inference.call_traced``).
+    Deep models run through shared traced functions
+    (``_inference.call_traced``). With a ``joblib.Memory`` that has a
+    location, results no larger than the input are cached under the models'
+    key (``prefix_keys``, or ``key`` when given, which skips the search for
+    a stored shallower prefix) and the data. Each entry carries its own hash
+    and is recomputed when it does not match (a corrupt entry that still
+    loads); one that fails to load is recomputed by joblib.
     """
     if not cacheable(memory, models, x):
-        return (call_traced if traced else call_batched)(models, x)
-    cached = memory.cache(_compute, ignore=["x", "models", "start", "traced"])
+        return call_traced(models, x)
+    cached = memory.cache(_compute, ignore=["x", "models", "start"])
     keys = None
     if key is None:
         keys = prefix_keys(models)
@@ -132,7 +130,7 @@ def activations(memory, models, x, key=None, traced=False):
     start = None
     if keys is not None and not cached.check_call_in_cache(key, data, x, models):
         start = _shallower(cached, models, x, data, keys)
-    values, digest = cached(key, data, x, models, start, traced)
+    values, digest = cached(key, data, x, models, start)
     if data_key(values) != digest:
-        (values, _), _ = cached.call(key, data, x, models, None, traced)
+        (values, _), _ = cached.call(key, data, x, models)
     return values

@@ -147,7 +147,7 @@ def frozen_prefix(network, X, memory, enabled=True):
         first = activations(None, models, probe)
         if not np.array_equal(first, activations(None, models, probe)):
             return None
-    return activations(memory, models, X, traced=True)
+    return activations(memory, models, X)
 
 
 def _inputs(network, X, prefix, source_rows, memory):

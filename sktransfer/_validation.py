@@ -1,4 +1,4 @@
-"""The rule for numeric and flag parameters, written once for every public function."""
+"""The rules for numeric and flag parameters and for the shape of X, written once."""
 
 import numbers
 
