@@ -92,8 +92,9 @@ def inline_nested(model):
     holds a whole model as one layer: it cannot be cut inside, and its
     layers do not count for ``freeze``. The copy calls new layers, with the
     same configurations and weights, on the outer graph's tensors, so that
-    one graph holds every layer. Layer names stay as they are, unless a name
-    is used twice (then the inner one is prefixed with its model's name).
+    one graph holds every layer. Layer names stay as they are, except a name
+    already taken earlier in the graph, which is prefixed with the name of
+    the model that holds the layer.
     A model with no nested models is returned as it is.
     """
     import keras
