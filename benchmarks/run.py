@@ -39,7 +39,9 @@ BENCHMARKS = [
     ("6", "import time", cases.import_time, "import"),
     ("7", "RSS growth per fit", cases.rss_growth, "rss"),
     ("8", "repeat fit", cases.repeat_fit, "repeat"),
-    ("9", "probe fit", cases.probe, "fit"),
+    ("9", "frozen application backbone, first fit", cases.backbone_first_fit, "backbone"),
+    ("10", "frozen application backbone, second fit", cases.backbone_second_fit, "backbone"),
+    ("11", "probe fit", cases.probe, "fit"),
 ]
 
 

@@ -4,7 +4,9 @@ Three caches key networks: the activation cache (``_cache``), the traced
 workers (``_reuse``) and the shared predict functions (``_prediction``).
 They all use :func:`fingerprint`, which hashes the models' configurations,
 never the Keras objects: pickling a Keras model embeds a timestamp, so its
-hash changes on every call.
+hash changes on every call. The activation cache keys a frozen prefix with
+:func:`prefix_keys`, which gives the key of every shallower prefix in the
+same pass.
 """
 
 import hashlib
@@ -19,14 +21,24 @@ _GENERATED = re.compile(r"\b(keras_tensor|input_layer|functional)_\d+")
 _TRAINABLE = re.compile(r'"trainable": (true|false)')
 
 
-def _config(model, trainable):
-    config = dict(model.get_config())
-    config.pop("name", None)  # the model's own name, often generated
+def _normalised(config, trainable):
     text = json.dumps(config, sort_keys=True, default=str)
     text = _GENERATED.sub(r"\1", _SEED.sub('"seed": 0', text))
     # Whether a layer trains changes the traced training step, not what the
     # layer computes in inference mode.
     return text if trainable else _TRAINABLE.sub("", text)
+
+
+def _config(model, trainable):
+    config = dict(model.get_config())
+    config.pop("name", None)  # the model's own name, often generated
+    return _normalised(config, trainable)
+
+
+def _update_weights(digest, weights):
+    for value in weights:
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes())
 
 
 def _input_shape(model):
@@ -58,7 +70,30 @@ def fingerprint(models, *, weights=True, trainable=False):
         digest.update(_config(model, trainable).encode())
         digest.update(repr(_input_shape(model)).encode())
         if weights:
-            for value in model.get_weights():
-                digest.update(f"{value.dtype.str}{value.shape}".encode())
-                digest.update(value.tobytes())
+            _update_weights(digest, model.get_weights())
     return digest.hexdigest()
+
+
+def prefix_keys(models):
+    """Keys of every prefix of ``models``, by the name of the layer it ends at.
+
+    ``models`` are applied in sequence; the last one is a functional model.
+    The key of its layer ``name`` stands for the earlier models followed by
+    the last one's layers up to ``name`` (in the order of its configuration,
+    with their wiring, configurations and weights), so it is equal for two
+    prefixes only if they compute the same function, as a ``fingerprint``
+    is. The last model's own key is that of its last layer. One pass over
+    the configuration gives them all: the activation cache looks for a
+    stored shallower prefix of a frozen body (``_cache._shallower``) without
+    building or hashing a model per layer.
+    """
+    *first, last = models
+    digest = hashlib.sha256(fingerprint(first).encode())
+    weights = {layer.name: layer.get_weights() for layer in last.layers}
+    keys = {}
+    for entry in last.get_config()["layers"]:
+        name = entry.get("name", entry.get("config", {}).get("name"))  # Sequential: in config
+        digest.update(_normalised(entry, trainable=False).encode())
+        _update_weights(digest, weights.get(name, ()))
+        keys[name] = digest.copy().hexdigest()
+    return keys

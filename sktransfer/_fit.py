@@ -38,7 +38,7 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     """Train the target network of ``est`` on validated, encoded data."""
     from sklearn.utils.validation import check_memory
 
-    from ._network import functional_graph
+    from ._network import functional_graph, inline_nested
     from ._objective import TransferNet
     from ._seeds import fit_seeds
     from ._source import resolve_source
@@ -50,9 +50,10 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     seeds = fit_seeds(est.random_state)
     source = resolve_source(est.source)
     with naming_path(est.source):
+        source = inline_nested(source)
         graph = functional_graph(source)
         _check_numeric_input(graph)
-    build = functools.partial(_build, est, source, X.shape[1], task, seeds["init"], term)
+    build = functools.partial(_build, est, source, X.shape[1:], task, seeds["init"], term)
     network, warm = _network(est, build, X)
     prefix = frozen_prefix(network, X, memory, enabled=est._cache_prefix)
     fresh = est.pretrained and not warm
@@ -108,13 +109,13 @@ def _check_numeric_input(graph):
         )
 
 
-def _build(est, source, n_features, task, seed, term):
+def _build(est, source, sample_shape, task, seed, term):
     from ._network import build_network
 
     with naming_path(est.source):
         return build_network(
             source,
-            n_features=n_features,
+            sample_shape=sample_shape,
             n_outputs=task.n_outputs,
             output_activation=task.activation,
             cut=est.cut,
@@ -124,19 +125,22 @@ def _build(est, source, n_features, task, seed, term):
             pretrained=est.pretrained,
             seed=seed,
             term=term,
+            preprocess=est.preprocess,
+            batchnorm=est.batchnorm,
         )
 
 
 def _network(est, build, X):
     """The network to train and whether it warm-starts from the fitted one."""
     from ._network import ADAPTER, BODY, FROZEN, HEAD, parts_of
+    from ._validation import describe_samples
 
     if not (est.warm_start and hasattr(est, "model_")):
         return build(), False
-    if est.model_.input_shape[-1] != X.shape[1]:
+    if tuple(est.model_.input_shape[1:]) != X.shape[1:]:
         raise ValueError(
-            f"warm_start=True, but X has {X.shape[1]} features and the fitted "
-            f"network takes {est.model_.input_shape[-1]}"
+            f"warm_start=True, but X has {describe_samples(X.shape[1:])} and the fitted "
+            f"network takes {describe_samples(est.model_.input_shape[1:])}"
         )
     if getattr(est, "_network", None) is not None:
         return est._network, True

@@ -4,11 +4,16 @@ The target network is assembled from small named sub-models so that training
 can call the frozen part in inference mode and the fitted ``model_`` stays a
 plain functional Keras model that saves as ``.keras`` with no custom objects::
 
-    X (n_features,) -> adapter -> frozen -> body -> head -> target output
+    X (a sample) -> adapter -> frozen -> body -> head -> target output
                                               \\-> source head (distill, joint)
 
-Every rule about layers (which count for ``freeze``, where ``cut`` falls, how
-X is mapped onto the source input) is written once, here.
+The adapter maps a sample of X onto the source input (reshaping, resizing
+images, a learned projection) and applies the ``preprocess`` scaling. A source
+that holds other models as layers is first flattened into one graph of their
+layers (``inline_nested``), so every rule below sees the layers a user sees
+in ``model.summary()`` of the nested models. Every rule about layers (which
+count for ``freeze``, where ``cut`` falls, how X is mapped onto the source
+input) is written once, here.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +22,7 @@ from math import prod
 import numpy as np
 
 from ._seeds import draw_seed
+from ._validation import describe_samples
 
 ADAPTER, FROZEN, BODY, HEAD = (
     "sktransfer_adapter",
@@ -64,6 +70,76 @@ def functional_graph(model):
     if type(model).__name__ == "Functional" and type(model).__module__.startswith("keras."):
         return model  # already one (building a view costs a few milliseconds per fit)
     return keras.Model(inputs[0], outputs[0], name=model.name)
+
+
+def _inlinable(layer):
+    """Whether ``layer`` is a Sequential or functional model whose layers can be inlined."""
+    import keras
+
+    if isinstance(layer, keras.Sequential):
+        return True
+    return type(layer).__name__ == "Functional" and type(layer).__module__.startswith("keras.")
+
+
+def inline_nested(model):
+    """``model``, or a functional copy with the layers of its nested models inlined.
+
+    A source such as ``Sequential([Input, MobileNetV3Small(...), Dense])``
+    holds a whole model as one layer: it cannot be cut inside, and its
+    layers do not count for ``freeze``. The copy calls new layers, with the
+    same configurations and weights, on the outer graph's tensors, so that
+    one graph holds every layer. Layer names stay as they are, except a name
+    already taken earlier in the graph, which is prefixed with the name of
+    the model that holds the layer.
+    A model with no nested models is returned as it is.
+    """
+    import keras
+
+    graph = functional_graph(model)
+    if not any(_inlinable(layer) for layer in graph_layers(graph)):
+        return model
+    copies, inlined, names, owners = [], set(), set(), [model.name]
+
+    def clone_layer(layer):
+        if _inlinable(layer):
+            return layer  # replaced by its layers in call_layer
+        config = layer.get_config()
+        if config.get("name") in names:
+            config["name"] = f"{owners[-1]}_{config['name']}"
+        names.add(config.get("name"))
+        copy = layer.__class__.from_config(config)
+        copies.append((copy, layer))
+        return copy
+
+    def call_layer(layer, *args, **kwargs):
+        if not _inlinable(layer):
+            return layer(*args, **kwargs)
+        if id(layer) in inlined:
+            raise ValueError(
+                f"the nested model {layer.name!r} is called more than once in source "
+                f"model {model.name!r}, so its layers cannot be inlined"
+            )
+        inlined.add(id(layer))
+        owners.append(layer.name)
+        # The nested call's own flags (training, mask) are dropped: Keras
+        # overrides a nested model's training flag with the outer one anyway.
+        inner = keras.models.clone_model(
+            functional_graph(layer),
+            input_tensors=args[0],
+            clone_function=clone_layer,
+            call_function=call_layer,
+        )
+        owners.pop()
+        return inner.output
+
+    with _in_memory_cloning():
+        flat = keras.models.clone_model(
+            graph, clone_function=clone_layer, call_function=call_layer
+        )
+    for copy, layer in copies:
+        if getattr(layer, "weights", None):  # graph operations (ops on tensors) have none
+            copy.set_weights(layer.get_weights())
+    return flat
 
 
 def graph_layers(graph):
@@ -132,16 +208,26 @@ def layer_output(layer):
         ) from None
 
 
+def is_output_layer(layer):
+    """Whether ``layer`` is a source's output layer: a ``Dense`` layer, or one
+    that applies a softmax or sigmoid. A source that ends in anything else
+    (pooling, a convolution, a normalisation) is headless."""
+    import keras
+
+    return isinstance(layer, keras.layers.Dense) or _activation_name(layer) != "linear"
+
+
 def resolve_cut(cut, layers, param="cut"):
     """Index into ``layers`` of the layer that ``cut`` designates.
 
-    ``cut`` is a layer name, an index (negative counts from the end) or None
-    for ``-2``, the layer before the output layer. ``param`` names the
-    parameter in error messages.
+    ``cut`` is a layer name, an index (negative counts from the end) or None:
+    ``-2``, the layer before the output layer, when the last layer is an
+    output layer (``is_output_layer``), and ``-1``, the whole source, when
+    the source is headless. ``param`` names the parameter in error messages.
     """
     names = [lyr.name for lyr in layers]
     if cut is None:
-        cut = -2
+        cut = -2 if layers and is_output_layer(layers[-1]) else -1
     if isinstance(cut, str):
         if cut not in names:
             raise ValueError(
@@ -222,43 +308,109 @@ def _activation_name(layer):
     return name if name in ("softmax", "sigmoid") else "linear"
 
 
-def _adapter(kind, n_features, input_shape, rng):
+def _resized(x, input_shape):
+    """Images ``x`` at the size and channel count of ``input_shape``, with plain layers."""
     import keras
 
+    if len(x.shape) == 3:
+        x = keras.layers.Reshape((*x.shape[1:], 1), name="add_channel")(x)
+    (height, width, channels), (new_height, new_width, new_channels) = x.shape[1:], input_shape
+    if (height, width) != (new_height, new_width):
+        x = keras.layers.Resizing(new_height, new_width, name="resize")(x)
+    if channels != new_channels:
+        # One channel copied to each of c, or c averaged into one: a fixed
+        # linear map, so a frozen Dense layer with a constant kernel.
+        init = keras.initializers.Constant(1.0 / channels)
+        x = keras.layers.Dense(
+            new_channels, use_bias=False, kernel_initializer=init, trainable=False, name="channels"
+        )(x)
+    return x
+
+
+def _adapter(kind, sample_shape, input_shape, preprocess, rng):
+    import keras
+
+    from ._preprocessing import apply_preprocess
+
     size = prod(input_shape)
-    x = inputs = keras.Input((n_features,), name="X")
+    x = inputs = keras.Input(sample_shape, name="X")
     if kind == "dense":
+        if len(sample_shape) > 1:
+            x = keras.layers.Flatten(name="flatten")(x)
         init = keras.initializers.GlorotUniform(seed=draw_seed(rng))
         x = keras.layers.Dense(size, kernel_initializer=init, name="projection")(x)
-    if len(input_shape) != 1:
+    if kind == "resize":
+        x = _resized(x, input_shape)
+    elif tuple(x.shape[1:]) != tuple(input_shape):
         x = keras.layers.Reshape(input_shape, name="reshape")(x)
+    x = apply_preprocess(x, preprocess)
     return keras.Model(inputs, x, name=ADAPTER)
 
 
-def resolve_adapter(input_adapter, n_features, input_shape):
-    """How X with ``n_features`` columns reaches a source input of ``input_shape``."""
+def _images(sample_shape, input_shape):
+    """Whether samples and source input are images, (h, w) or (h, w, c) onto (h, w, c)."""
+    return len(sample_shape) in (2, 3) and len(input_shape) == 3
+
+
+def _resizable(sample_shape, input_shape):
+    """Why ``"resize"`` cannot map these samples onto the source input, or None."""
+    if not _images(sample_shape, input_shape):
+        return (
+            "it needs images: X of shape (n_samples, height, width) or (n_samples, height, "
+            f"width, channels) and a source input of shape (None, height, width, channels); "
+            f"X has {describe_samples(sample_shape)} and the source input is "
+            f"{(None, *input_shape)}"
+        )
+    channels, new_channels = (sample_shape + (1,))[2], input_shape[2]
+    if channels != new_channels and 1 not in (channels, new_channels):
+        return (
+            f"it maps 1 channel to {new_channels} or {channels} to 1, not {channels} to "
+            f"{new_channels}; convert the images first, or use input_adapter='dense'"
+        )
+    return None
+
+
+def _dims(shape):
+    return ", ".join(str(d) for d in shape)
+
+
+def resolve_adapter(input_adapter, sample_shape, input_shape):
+    """How samples of ``sample_shape`` reach a source input of ``input_shape``."""
     if any(d is None for d in input_shape):
         raise ValueError(
             f"the source input shape {(None, *input_shape)} has unknown dimensions; "
             "sktransfer needs a source with a fixed input shape"
         )
-    size = prod(input_shape)
+    sample_shape, input_shape = tuple(sample_shape), tuple(input_shape)
+    described = describe_samples(sample_shape)
     if input_adapter == "dense":
         return "dense"
     if input_adapter is None:
-        if tuple(input_shape) != (n_features,):
+        if sample_shape != input_shape:
             raise ValueError(
-                f"input_adapter=None, but X has shape (n_samples, {n_features}) and "
-                f"the source expects inputs of shape {(None, *input_shape)}; use "
-                "input_adapter='reshape' or 'dense' (or 'auto') to map X onto it"
+                f"input_adapter=None, but X has shape (n_samples, {_dims(sample_shape)}) "
+                "and the source expects "
+                f"inputs of shape {(None, *input_shape)}; use input_adapter='reshape', "
+                "'resize' or 'dense' (or 'auto') to map X onto it"
             )
         return "none"
-    if size == n_features:
-        return "none" if len(input_shape) == 1 else "reshape"
+    if input_adapter == "resize" or (
+        input_adapter == "auto"
+        and _images(sample_shape, input_shape)
+        and (sample_shape + (1,))[:3] != input_shape
+    ):
+        problem = _resizable(sample_shape, input_shape)
+        if problem:
+            raise ValueError(f"input_adapter={input_adapter!r} cannot resize: {problem}")
+        return "resize"
+    if sample_shape == input_shape:
+        return "none"
+    if prod(input_shape) == prod(sample_shape):
+        return "reshape"
     if input_adapter == "reshape":
         raise ValueError(
-            f"input_adapter='reshape', but X has {n_features} features and the source "
-            f"input {(None, *input_shape)} holds {size} values; use "
+            f"input_adapter='reshape', but X has {described} and the source "
+            f"input {(None, *input_shape)} holds {prod(input_shape)} values; use "
             "input_adapter='dense' to learn a projection instead"
         )
     return "dense"
@@ -305,7 +457,7 @@ def head_units(head):
 def build_network(
     source,
     *,
-    n_features,
+    sample_shape,
     n_outputs,
     output_activation,
     cut,
@@ -315,6 +467,8 @@ def build_network(
     pretrained,
     seed,
     term,
+    preprocess=None,
+    batchnorm="frozen",
 ):
     """Build the target network for a source model.
 
@@ -323,6 +477,8 @@ def build_network(
     source : keras.Model
         The resolved source model. It is only read: the network is built on a
         clone.
+    sample_shape : tuple of int
+        Shape of one sample of X; the network's input.
     term : _source_terms.SourceTerm
         The active source-knowledge term. A term that uses the source head
         gets the part of the source after ``cut``; one that needs a teacher
@@ -341,14 +497,18 @@ def build_network(
     cut_tensor = layer_output(layers[cut_index])
     body = keras.Model(clone.input, cut_tensor, name=BODY)
     frozen, rest, frozen_layers = _freeze_body(body, freeze)
+    if pretrained and batchnorm == "frozen":
+        _keep_batchnorm(layers)
 
     input_shape = tuple(clone.input.shape[1:])
-    kind = resolve_adapter(input_adapter, n_features, input_shape)
-    adapter = _adapter(kind, n_features, input_shape, rng) if kind != "none" else None
+    kind = resolve_adapter(input_adapter, sample_shape, input_shape)
+    adapter = None
+    if kind != "none" or preprocess is not None:
+        adapter = _adapter(kind, sample_shape, input_shape, preprocess, rng)
     target_head = _head(
         tuple(cut_tensor.shape[1:]), head_units(head), n_outputs, output_activation, rng
     )
-    x = inputs = keras.Input((n_features,), name="X")
+    x = inputs = keras.Input(sample_shape, name="X")
     for part in (adapter, frozen, rest, target_head):
         if part is not None:
             x = part(x)
@@ -363,7 +523,7 @@ def build_network(
         source_output=_activation_name(graph_layers(functional_graph(source))[-1]),
     )
     if term.uses_source_head and cut_index < len(layers) - 1:
-        net.source_head = _source_head(clone, cut_tensor, cut, term)
+        net.source_head = _source_head(clone, layers[cut_index], cut, term)
     if term.needs_teacher(kind):
         net.teacher = clone_model(source)
         net.teacher.set_weights(source.get_weights())
@@ -372,7 +532,7 @@ def build_network(
 
 
 def _cut_index(source, cut, layers):
-    if cut is None and len(layers) < 2:
+    if cut is None and len(layers) < 2 and is_output_layer(layers[-1]):
         raise ValueError(
             f"source model {source.name!r} has {len(layers)} layer(s) besides its input, "
             "so nothing is left once its output layer is cut off; pass cut=-1 to use "
@@ -402,17 +562,33 @@ def _freeze_body(body, freeze):
     return frozen, rest, body_layers[:n_frozen]
 
 
-def _source_head(clone, cut_tensor, cut, term):
+def _keep_batchnorm(layers):
+    """Run the BatchNormalization layers in inference mode, on the source's statistics.
+
+    Keras runs a BatchNormalization layer in inference mode exactly when it
+    is not trainable (a ``training=False`` given to a nested model is
+    overridden by the outer call's flag), so they are made non-trainable:
+    fine-tuning on a few rows then never overwrites the source's moving
+    statistics.
+    """
+    import keras
+
+    for layer in layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _source_head(clone, cut_layer, cut, term):
     """The source's own layers after ``cut``, as a model on the body's features."""
     import keras
 
     try:
-        return keras.Model(cut_tensor, clone.output, name="source_head")
+        return keras.Model(layer_output(cut_layer), clone.output, name="source_head")
     except ValueError:
         raise ValueError(
-            f"cut={cut!r} does not split the source into a body and a head: "
-            f"other paths bypass it, so source_loss={term.name!r} cannot use "
-            "the source's own output layers"
+            f"cut={cut!r} (layer {cut_layer.name!r}) does not split the source into a "
+            f"body and a head: other paths bypass it, so source_loss={term.name!r} cannot "
+            "use the source's own output layers"
         ) from None
 
 

@@ -57,8 +57,11 @@ class TransferNet(keras.Model):
         super().__init__()
         term = prepared.term
         self.network = network
-        self.adapter = network.adapter
-        self.frozen = network.frozen
+        # When the frozen prefix ran ahead, the adapter and the prefix take no
+        # part in training: left out, their variables (most of a large
+        # backbone) stay out of every copy of the training network.
+        self.adapter = None if prefix_cached else network.adapter
+        self.frozen = None if prefix_cached else network.frozen
         self.body = network.body
         self.head = network.head
         # Parts a term turned out not to need are left out, so that they

@@ -79,10 +79,11 @@ def clear_caches():
     """Forget every traced network that sktransfer keeps between fits.
 
     sktransfer keeps a few traced training networks (one per configuration
-    recently fitted, at most 8) and traced predict functions (one per
-    architecture recently used, at most 8), so that the fits and
-    predictions of a search do not trace their functions again. They hold
-    memory, about two copies of each network; call this to release it.
+    recently fitted, at most 8), traced predict functions (one per
+    architecture recently used, at most 8) and traced copies of frozen
+    bodies (at most 4), so that the fits and predictions of a search do not
+    trace their functions again. They hold memory, about two copies of each
+    network; call this to release it.
     Results never depend on these caches: a fit after this call gives
     exactly what it would have given before.
 

@@ -166,7 +166,8 @@ class Distill(SourceTerm):
             rest = [m for m in (network.body, head) if m is not None]
             teacher = call_batched(rest, context.prefix).astype(np.float32)
         elif network.teacher is None:
-            source_x = X.reshape((len(X), *context.graph.input.shape[1:]))
+            # The adapter (no trainable weights here) maps X onto the source input.
+            source_x = X if network.adapter is None else call_batched([network.adapter], X)
             teacher = activations(context.memory, [context.graph], source_x)
             teacher = teacher.astype(np.float32)
         else:

@@ -14,19 +14,20 @@ import textwrap
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import persistence
 from ._compat import check_sample_weight
 from ._fit import Task, run_fit
 from ._source import clone_sharing_source
 from ._source_terms import SOURCE_TERMS, SourceData
-from ._validation import check_choice, check_flag, check_number
+from ._validation import check_choice, check_flag, check_number, validate_samples
 
 __all__ = ["BaseTransfer", "SourceData", "TransferClassifier", "TransferRegressor"]
 
 _FLOATS = (np.float64, np.float32)
-_ADAPTERS = ("auto", "reshape", "dense", None)
+_ADAPTERS = ("auto", "reshape", "resize", "dense", None)
+_BATCHNORM = ("frozen", "train")
 # Numeric parameters: (kind, lowest, highest, which bounds are allowed values).
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBERS = {
@@ -58,7 +59,23 @@ _PARAMETERS_DOC_TEMPLATE = """
         before them. Negative values count from the top (``-1`` freezes every
         weighted body layer but the last); ``"all"`` freezes the whole body
         (pure feature extraction). Frozen layers, BatchNorm and Dropout
-        included, run in inference mode.
+        included, run in inference mode. The layers of a model nested in the
+        source (a Keras application used as a layer) count one by one, and
+        ``frozen_layers_`` names them.
+
+    batchnorm : {"frozen", "train"}, default="frozen"
+        What fine-tuning does to the source's BatchNormalization layers.
+        ``"frozen"`` keeps them as the source has them, whatever ``freeze``
+        says: they run in inference mode, normalising with the source's
+        moving statistics, and never update them, so a few target rows in
+        small batches cannot overwrite statistics the source learned from
+        plenty of data (as Keras' fine-tuning guide advises). Keras runs a
+        BatchNormalization layer in inference mode exactly when it is not
+        trainable, so their scale and offset stay fixed too. ``"train"``
+        trains those that ``freeze`` leaves trainable as Keras does: on batch
+        statistics, updating the moving ones. With ``pretrained=False`` there
+        are no source statistics to keep, and they train either way.
+        ``frozen_layers_`` lists only the layers ``freeze`` froze.
 
     alpha : float in [0, 1), default=0.0
         Weight of the source-knowledge term in
@@ -77,7 +94,12 @@ _PARAMETERS_DOC_TEMPLATE = """
     cut : int, str or None, default=None
         Last layer of the source body, as an index into the source's layers
         (input layers not counted; negative counts from the end) or a layer
-        name. ``None`` means ``-2``: everything but the output layer.
+        name; the layers of nested models count one by one. ``None`` cuts
+        off the source's output layer (``-2``) when it has one: when its last
+        layer is a ``Dense`` layer or applies a softmax or sigmoid. A headless
+        source, whose last layer is anything else (the pooling layer of a
+        Keras application built with ``include_top=False, pooling="avg"``, a
+        convolution, a normalisation), is transferred whole (``-1``).
 
     head : None, int or tuple of int, default=None
         The new target head. ``None`` is a single output layer (softmax for
@@ -102,13 +124,36 @@ _PARAMETERS_DOC_TEMPLATE = """
         start keeps the fitted head. ``"random"`` starts from Glorot-uniform
         weights.
 
-    input_adapter : {"auto", "reshape", "dense"} or None, default="auto"
-        How 2-D ``X`` reaches the source input. ``"reshape"`` reshapes the
-        features (64 columns become an (8, 8, 1) image) and needs the counts
-        to match; ``"dense"`` learns a linear projection onto the source
-        input, for transfer across feature spaces; ``"auto"`` reshapes when
-        the counts match and projects otherwise; ``None`` requires ``X`` to
-        match a 1-D source input exactly.
+    input_adapter : {"auto", "reshape", "resize", "dense"} or None, default="auto"
+        How the samples of ``X`` reach the source input, inside ``model_``.
+        ``"reshape"`` reshapes each sample (64 columns become an (8, 8, 1)
+        image) and needs the counts to match; ``"resize"`` takes images
+        (``X`` of shape (n, h, w) or (n, h, w, c)) to the source's image
+        size with Keras' ``Resizing`` layer (bilinear) and maps one channel
+        to c (copied) or c channels to one (averaged); ``"dense"`` learns a
+        linear projection onto the source input, for transfer across feature
+        spaces; ``"auto"`` passes samples of the source's input shape as
+        they are, resizes images of another size or channel count, reshapes
+        when the counts match and projects otherwise; ``None`` requires
+        samples of exactly the source's input shape.
+
+    preprocess : None, str or keras.layers.Layer, default=None
+        The source's own input scaling, put inside ``model_`` between the
+        input adapter and the source: ``X`` must reach the source on the
+        scale it was trained on. ``None`` adds nothing. A Keras layer, such
+        as ``keras.layers.Rescaling(1 / 127.5, offset=-1)`` or a
+        ``keras.layers.Normalization``, is copied with its weights and does
+        not train. The name of a Keras application family applies the
+        scaling of its ``preprocess_input`` to RGB values in [0, 255], as
+        plain Keras layers: ``"mobilenet"``, ``"mobilenet_v2"``,
+        ``"inception_v3"``, ``"inception_resnet_v2"``, ``"xception"``,
+        ``"nasnet"`` and ``"resnet_v2"`` scale to [-1, 1]; ``"resnet"``,
+        ``"resnet50"``, ``"vgg16"`` and ``"vgg19"`` turn RGB into BGR and
+        subtract the ImageNet mean; ``"densenet"`` scales to [0, 1] and
+        standardises each channel; ``"mobilenet_v3"``, ``"efficientnet"``,
+        ``"efficientnet_v2"`` and ``"convnext"`` models scale their inputs
+        themselves, so nothing is added. The rows of a ``SourceData`` are
+        taken to be in the source's input space already.
 
     pretrained : bool, default=True
         If False, keep the architecture and the freezing but re-initialise
@@ -193,8 +238,10 @@ _PARAMETERS_DOC_TEMPLATE = """
 
 _ATTRIBUTES_DOC = """
     model_ : keras.Model
-        The trained target network. It maps the raw 2-D ``X`` (float32) to the
-        target output and saves as ``.keras`` with no custom objects.
+        The trained target network. It maps the raw ``X`` given to fit
+        (float32 samples of ``input_shape_``) to the target output, input
+        adapter and ``preprocess`` included, and saves as ``.keras`` with no
+        custom objects.
 
     history_ : dict of str to list of float
         Per-epoch values of ``loss`` (the full objective), ``target_loss`` and
@@ -207,11 +254,19 @@ _ATTRIBUTES_DOC = """
         Names of the frozen source layers.
 
     input_adapter_ : str
-        How X reached the source input: ``"none"``, ``"reshape"`` or
-        ``"dense"``.
+        How X reached the source input: ``"none"``, ``"reshape"``,
+        ``"resize"`` or ``"dense"``.
+
+    input_shape_ : tuple of int
+        Shape of one sample of the ``X`` seen during fit: ``(n_features_in_,)``
+        for 2-D ``X``, ``(height, width, channels)`` for images. ``model_``
+        takes inputs of this shape; ``predict`` takes samples of this shape
+        or flattened to ``n_features_in_`` columns.
 
     n_features_in_ : int
-        Number of features seen during fit.
+        Number of values in one sample of the ``X`` seen during fit: the
+        number of columns of 2-D ``X``, ``height * width * channels`` for
+        images.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when ``X`` has string column names.
@@ -268,6 +323,7 @@ class BaseTransfer(BaseEstimator):
         "n_iter_",
         "frozen_layers_",
         "input_adapter_",
+        "input_shape_",
     )
 
     def __init__(
@@ -275,12 +331,14 @@ class BaseTransfer(BaseEstimator):
         source=None,
         *,
         freeze=0,
+        batchnorm="frozen",
         alpha=0.0,
         source_loss="distill",
         cut=None,
         head=None,
         head_init="probe",
         input_adapter="auto",
+        preprocess=None,
         pretrained=True,
         head_warmup=0,
         source_lr_scale=1.0,
@@ -299,12 +357,14 @@ class BaseTransfer(BaseEstimator):
     ):
         self.source = source
         self.freeze = freeze
+        self.batchnorm = batchnorm
         self.alpha = alpha
         self.source_loss = source_loss
         self.cut = cut
         self.head = head
         self.head_init = head_init
         self.input_adapter = input_adapter
+        self.preprocess = preprocess
         self.pretrained = pretrained
         self.head_warmup = head_warmup
         self.source_lr_scale = source_lr_scale
@@ -418,6 +478,7 @@ class BaseTransfer(BaseEstimator):
 
     def _validate_params(self):
         """Check every parameter; the error names it, the value and what is allowed."""
+        from ._preprocessing import check_preprocess
         from ._trainer import base_optimizer
 
         if self.source is None:
@@ -435,6 +496,8 @@ class BaseTransfer(BaseEstimator):
         check_choice("source_loss", self.source_loss, tuple(SOURCE_TERMS))
         check_choice("input_adapter", self.input_adapter, _ADAPTERS)
         check_choice("head_init", self.head_init, ("probe", "random"))
+        check_choice("batchnorm", self.batchnorm, _BATCHNORM)
+        check_preprocess(self.preprocess)
         _check_layer_choice("cut", self.cut, str)
         _check_layer_choice("freeze", self.freeze, "all")
         if not isinstance(self.optimizer, str):
@@ -450,7 +513,7 @@ class BaseTransfer(BaseEstimator):
         from ._prediction import forward
 
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
+        X = validate_samples(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
         memory = None if self.memory is None else check_memory(self.memory)
         return forward(self.model_, X, memory=memory, adapter_kind=self.input_adapter_)
 
@@ -535,12 +598,14 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         source=None,
         *,
         freeze=0,
+        batchnorm="frozen",
         alpha=0.0,
         source_loss="distill",
         cut=None,
         head=None,
         head_init="probe",
         input_adapter="auto",
+        preprocess=None,
         pretrained=True,
         head_warmup=0,
         source_lr_scale=1.0,
@@ -561,12 +626,14 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
         super().__init__(
             source,
             freeze=freeze,
+            batchnorm=batchnorm,
             alpha=alpha,
             source_loss=source_loss,
             cut=cut,
             head=head,
             head_init=head_init,
             input_adapter=input_adapter,
+            preprocess=preprocess,
             pretrained=pretrained,
             head_warmup=head_warmup,
             source_lr_scale=source_lr_scale,
@@ -590,8 +657,10 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Target inputs.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Target inputs: rows of features, or samples of any shape, such as
+            images (n_samples, height, width[, channels]) or sequences
+            (n_samples, steps, features).
         y : array-like of shape (n_samples,)
             Target labels of any type (strings, integers, booleans).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -610,7 +679,7 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
     def _validate_fit_data(self, X, y, sample_weight):
         """Validate X and the weights; encode the labels as class indices."""
-        X, y = validate_data(self, X, y, dtype=_FLOATS)
+        X, y = validate_samples(self, X, y, reset=True, dtype=_FLOATS)
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         classes, encoded = np.unique(y, return_inverse=True)
@@ -641,8 +710,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
+            Inputs, shaped like the samples given to ``fit`` or flattened.
 
         Returns
         -------
@@ -659,8 +728,8 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
+            Inputs, shaped like the samples given to ``fit`` or flattened.
 
         Returns
         -------
@@ -726,8 +795,10 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Target inputs.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Target inputs: rows of features, or samples of any shape, such as
+            images (n_samples, height, width[, channels]) or sequences
+            (n_samples, steps, features).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -746,7 +817,9 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
 
     def _validate_fit_data(self, X, y, sample_weight):
         """Validate X and the weights; standardise the targets."""
-        X, y = validate_data(self, X, y, dtype=_FLOATS, multi_output=True, y_numeric=True)
+        X, y = validate_samples(
+            self, X, y, reset=True, dtype=_FLOATS, multi_output=True, y_numeric=True
+        )
         y = np.asarray(y, dtype=np.float64)
         Y = y.reshape(len(y), -1)
         if self.warm_start and hasattr(self, "n_outputs_"):
@@ -769,8 +842,8 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
+            Inputs, shaped like the samples given to ``fit`` or flattened.
 
         Returns
         -------

@@ -10,32 +10,47 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._inference import chunked
-from ._network import clone_model, functional_graph, graph_layers, layer_output, resolve_cut
+from ._network import (
+    clone_model,
+    functional_graph,
+    graph_layers,
+    inline_nested,
+    layer_output,
+    resolve_cut,
+)
 from ._source import clone_sharing_source, resolve_source
-from ._validation import check_number
+from ._validation import check_number, describe_samples, validate_samples
 
 _FLOATS = (np.float64, np.float32)
 
 
-def _input_shape_for(n_features, input_shape):
-    """The shape one row of X takes to fit the source input, by reshaping.
+def _input_shape_for(sample_shape, input_shape):
+    """The shape one sample of X takes to fit the source input, by reshaping.
 
-    One unknown dimension of the source input (a variable-length sequence) is
-    filled in from the number of features.
+    A sample that fits the source input as it is keeps its shape; one unknown
+    dimension of the source input (a variable-length sequence) is filled in
+    from the number of values.
     """
+    sample_shape, input_shape = tuple(sample_shape), tuple(input_shape)
+    n_values = prod(sample_shape)
+    if len(sample_shape) == len(input_shape) and all(
+        d is None or d == s for s, d in zip(sample_shape, input_shape, strict=True)
+    ):
+        return sample_shape
     known = prod(d for d in input_shape if d is not None)
     n_unknown = sum(d is None for d in input_shape)
-    if n_unknown == 0 and known == n_features:
-        return tuple(input_shape)
-    if n_unknown == 1 and n_features % known == 0:
-        return tuple(n_features // known if d is None else d for d in input_shape)
+    if n_unknown == 0 and known == n_values:
+        return input_shape
+    if n_unknown == 1 and n_values % known == 0:
+        return tuple(n_values // known if d is None else d for d in input_shape)
     holds = f"holds {known} values" if n_unknown == 0 else f"needs a multiple of {known} values"
     raise ValueError(
-        f"X has shape (n_samples, {n_features}) and the source expects inputs of shape "
-        f"{(None, *input_shape)}: SourceFeatures reshapes each row of X onto the source "
+        f"X has shape (n_samples, {', '.join(map(str, sample_shape))}) and the source "
+        "expects inputs of shape "
+        f"{(None, *input_shape)}: SourceFeatures reshapes each sample of X onto the source "
         f"input, which {holds}"
     )
 
@@ -72,8 +87,11 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     layer : int, str or None, default=None
         The layer whose output gives the features: an index into the source's
         layers (input layers not counted; negative counts from the end) or a
-        layer name. ``None`` means ``-2``, the layer before the output layer
-        (penultimate-layer features).
+        layer name; the layers of nested models count one by one. ``None``
+        means ``-2``, the layer before the output layer (penultimate-layer
+        features), or ``-1`` for a headless source (one whose last layer is
+        not a ``Dense`` layer and applies no softmax or sigmoid, such as a
+        Keras application built with ``include_top=False, pooling="avg"``).
 
     batch_size : int, default=256
         Number of rows passed through the network at a time in ``transform``.
@@ -81,10 +99,16 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     Attributes
     ----------
     n_features_in_ : int
-        Number of features seen during ``fit``. Each row of ``X`` is reshaped
+        Number of values in one sample of the ``X`` seen during ``fit``: its
+        number of columns for 2-D ``X``. Each sample of ``X`` is reshaped
         onto the source input, so it must hold exactly as many values as one
         source input (a source input with one unknown dimension, such as a
         variable-length sequence, takes any multiple of the known ones).
+
+    input_shape_ : tuple of int
+        Shape of one sample of the ``X`` seen during ``fit``:
+        ``(n_features_in_,)`` for 2-D ``X``, ``(height, width, channels)``
+        for images. ``transform`` takes samples of this shape, or flattened.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen during ``fit``, when ``X`` has string
@@ -147,8 +171,9 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows. Only their number of features is used.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Input rows, or samples of any shape (images, sequences). Only
+            the shape of a sample is used.
 
         y : None
             Ignored.
@@ -161,17 +186,17 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         import keras
 
         check_number("batch_size", self.batch_size, numbers.Integral, 1)
-        X = validate_data(self, X, dtype=_FLOATS)
+        X = validate_samples(self, X, reset=True, dtype=_FLOATS)
         model = _own_copy(self.source, resolve_source(self.source))
-        graph = functional_graph(model)
+        graph = functional_graph(inline_nested(model))
         layers = graph_layers(graph)
         chosen = layers[resolve_cut(self.layer, layers, param="layer")]
         body = keras.Model(graph.input, layer_output(chosen), name="source_body")
 
         source_shape = tuple(graph.input.shape[1:])
-        row_shape = _input_shape_for(X.shape[1], source_shape)
-        x = inputs = keras.Input((X.shape[1],), name="X")
-        if row_shape != (X.shape[1],):
+        row_shape = _input_shape_for(X.shape[1:], source_shape)
+        x = inputs = keras.Input(X.shape[1:], name="X")
+        if row_shape != X.shape[1:]:
             x = keras.layers.Reshape(row_shape, name="reshape")(x)
         x = body(x)
         if len(x.shape) > 2:
@@ -180,8 +205,8 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if n_out is None:
             raise ValueError(
                 f"layer={chosen.name!r} gives outputs of shape {tuple(x.shape)} for X with "
-                f"{X.shape[1]} features; SourceFeatures needs a layer whose output "
-                "has a known size"
+                f"{describe_samples(X.shape[1:])}; SourceFeatures needs a layer whose "
+                "output has a known size"
             )
         self.feature_model_ = keras.Model(inputs, x, name="sktransfer_features")
         self.layer_name_ = chosen.name
@@ -193,8 +218,8 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
-            Input rows.
+        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
+            Input samples, shaped like those given to ``fit`` or flattened.
 
         Returns
         -------
@@ -203,7 +228,7 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
 
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        X = validate_samples(self, X, reset=False, dtype=_FLOATS)
         X = np.asarray(X, dtype=self.feature_model_.inputs[0].dtype)
         out = chunked(self._run, X, self.batch_size)
         return out.astype(np.result_type(out.dtype, np.float32), copy=False)

@@ -539,6 +539,9 @@ def load(path, *, safe_mode=True):
         estimator = cls(**params)
         vars(estimator).update(fitted)
         estimator.model_ = _load_keras(archive, "model.keras", path, safe_mode)
+    if "input_shape_" not in fitted and _count(fitted.get("n_features_in_"), 1):
+        # Files written before input_shape_ existed: X was always 2-D then.
+        estimator.input_shape_ = (fitted["n_features_in_"],)
     _check_fitted(estimator, path)
     _warn_cleaned(path, header["dropped_params"], never)
     return estimator
@@ -585,14 +588,14 @@ def _vector(value, kinds, length):
 
 
 def _network_shape(model):
-    """``(n_features, n_outputs)`` of a network with one 2-D input and output, or None."""
+    """``(sample_shape, n_outputs)`` of a network with one input and one 2-D output, or None."""
     try:
         (inputs,), (outputs,) = model.inputs, model.outputs
     except (AttributeError, TypeError, ValueError):
         return None
-    if len(inputs.shape) != 2 or len(outputs.shape) != 2:
+    if len(inputs.shape) < 2 or len(outputs.shape) != 2:
         return None
-    return inputs.shape[1], outputs.shape[1]
+    return tuple(inputs.shape[1:]), outputs.shape[1]
 
 
 def _fitted_problem(est):
@@ -602,10 +605,10 @@ def _fitted_problem(est):
     if missing:
         return f"the fitted attributes {missing} are missing"
     shape = _network_shape(est.model_)
-    if shape is None or not all(_count(n, 1) for n in shape):
-        return "the network must take (n_samples, n_features) and give (n_samples, n_outputs)"
-    n_in, n_out = shape
-    problem = _inputs_problem(est, n_in) or _bookkeeping_problem(est)
+    if shape is None or not all(_count(n, 1) for n in (*shape[0], shape[1])):
+        return "the network must take (n_samples, ...) and give (n_samples, n_outputs)"
+    sample_shape, n_out = shape
+    problem = _inputs_problem(est, sample_shape) or _bookkeeping_problem(est)
     if problem:
         return problem
     if "classes_" in names:
@@ -613,7 +616,13 @@ def _fitted_problem(est):
     return _targets_problem(est, n_out)
 
 
-def _inputs_problem(est, n_in):
+def _inputs_problem(est, sample_shape):
+    if est.input_shape_ != sample_shape:
+        return (
+            f"input_shape_ is {_short(est.input_shape_)}; the network takes samples of "
+            f"shape {sample_shape}"
+        )
+    n_in = int(np.prod(sample_shape))
     if not _count(est.n_features_in_) or est.n_features_in_ != n_in:
         return f"n_features_in_ is {_short(est.n_features_in_)}; the network takes {n_in}"
     names = getattr(est, "feature_names_in_", None)
@@ -631,7 +640,7 @@ def _bookkeeping_problem(est):
         and isinstance(est.frozen_layers_, list)
         and all(isinstance(v, str) for v in est.frozen_layers_)
         and isinstance(est.input_adapter_, str)
-        and est.input_adapter_ in ("none", "reshape", "dense")
+        and est.input_adapter_ in ("none", "reshape", "resize", "dense")
     ):
         return "n_iter_, history_, frozen_layers_ or input_adapter_ is malformed"
     return None

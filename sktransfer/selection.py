@@ -26,7 +26,9 @@ _PROBABILITY_TOL = 1e-3
 
 
 def _features(features):
-    return check_array(features, dtype=np.float64, ensure_min_features=1)
+    """Features as a 2-D float array; samples of any shape are flattened to rows."""
+    features = check_array(features, dtype=np.float64, ensure_min_features=1, allow_nd=True)
+    return features.reshape(len(features), -1)
 
 
 def _labels(y, n_samples, method):
@@ -109,9 +111,10 @@ def logme(features, y, *, tol=1e-10, max_iter=1000):
 
     Parameters
     ----------
-    features : array-like of shape (n_samples, n_features)
+    features : array-like of shape (n_samples, n_features) or (n_samples, ...)
         Features of the target inputs, such as a source model's
         penultimate-layer activations (:class:`~sktransfer.features.SourceFeatures`).
+        Samples of more than one dimension (feature maps) are flattened.
 
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
         Class labels (integers or strings; float labels with integer values
@@ -247,9 +250,10 @@ def h_score(features, y):
 
     Parameters
     ----------
-    features : array-like of shape (n_samples, n_features)
+    features : array-like of shape (n_samples, n_features) or (n_samples, ...)
         Features of the target inputs, such as a source model's
-        penultimate-layer activations.
+        penultimate-layer activations. Samples of more than one dimension
+        (feature maps) are flattened.
 
     y : array-like of shape (n_samples,)
         Target class labels.
@@ -458,8 +462,9 @@ def rank_sources(sources, X, y, method="logme", *, batch_size=256):
         zero-argument callable returning one. A dict maps display names to
         sources; in a list, the names are the model names or paths.
 
-    X : array-like of shape (n_samples, n_features)
-        Target inputs.
+    X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+        Target inputs: rows of features, or samples of any shape (images,
+        sequences) that fit the sources' inputs.
 
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
         Target labels (regression targets are allowed with ``"logme"``).

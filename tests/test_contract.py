@@ -188,8 +188,9 @@ def test_huge_regression_targets_give_finite_predictions(iris):
     y = X[:, 0] * 1e200
     reg = TransferRegressor(mlp(n_out=1, activation="linear"), random_state=0).fit(X, y)
     prediction = reg.predict(X)
-    # (scikit-learn's R^2 overflows on such values: compare directions instead.)
-    assert np.all(np.isfinite(prediction)) and np.corrcoef(prediction, y)[0, 1] > 0.7
+    # (R^2 and correlations overflow on such values: compare them scaled down.)
+    assert np.all(np.isfinite(prediction))
+    assert np.corrcoef(prediction / 1e200, y / 1e200)[0, 1] > 0.7
 
 
 # -- parameters are validated up front, by name ---------------------------------------------

@@ -327,13 +327,13 @@ def test_memory_deeper_freeze_goes_on_from_a_cached_shallower_one(tmp_path, monk
     params = dict(epochs=2, random_state=0, memory=str(tmp_path))
     TransferClassifier(source, freeze=1, **params).fit(X, y)  # stores conv + gap outputs
     ran = []
-    real = _cache.call_batched
+    real = _cache.call_traced  # the frozen prefix runs traced
 
     def spy(models, x):
         ran.append([layer.name for model in models for layer in model.layers])
         return real(models, x)
 
-    monkeypatch.setattr(_cache, "call_batched", spy)
+    monkeypatch.setattr(_cache, "call_traced", spy)
     deeper = TransferClassifier(source, freeze="all", **params).fit(X, y)
     # Only the layer after the stored prefix ran, not the convolution again.
     assert ran and all("conv" not in names for names in ran)
