@@ -407,13 +407,14 @@ def resolve_adapter(input_adapter, sample_shape, input_shape):
         return "none"
     if prod(input_shape) == prod(sample_shape):
         return "reshape"
-    if input_adapter == "reshape":
-        raise ValueError(
-            f"input_adapter='reshape', but X has {described} and the source "
-            f"input {(None, *input_shape)} holds {prod(input_shape)} values; use "
-            "input_adapter='dense' to learn a projection instead"
-        )
-    return "dense"
+    # "auto" never learns a projection on its own: a feature count that does
+    # not fit the source is more often a mistake than a change of space.
+    raise ValueError(
+        f"input_adapter={input_adapter!r}, but X has {described} and the source "
+        f"input {(None, *input_shape)} holds {prod(input_shape)} values, so X cannot be "
+        "reshaped onto it. If X really lives in another feature space than the source's "
+        "inputs, use input_adapter='dense' to learn a projection onto them"
+    )
 
 
 def _head(input_shape, hidden, n_outputs, activation, rng):

@@ -134,8 +134,10 @@ _PARAMETERS_DOC_TEMPLATE = """
         linear projection onto the source input, for transfer across feature
         spaces; ``"auto"`` passes samples of the source's input shape as
         they are, resizes images of another size or channel count, reshapes
-        when the counts match and projects otherwise; ``None`` requires
-        samples of exactly the source's input shape.
+        when the counts match, and otherwise refuses ``X`` with an error that
+        suggests ``"dense"`` (a wrong feature count is more often a mistake
+        than a change of feature space); ``None`` requires samples of
+        exactly the source's input shape.
 
     preprocess : None, str or keras.layers.Layer, default=None
         The source's own input scaling, put inside ``model_`` between the

@@ -137,7 +137,8 @@ class BodySnapshot(keras.callbacks.Callback):
     """Records the first body kernel after each epoch (shared across copies)."""
 
     def on_epoch_end(self, epoch, logs=None):
-        BODY_SNAPSHOTS.append(self.model.body.get_layer("d1").get_weights()[0].copy())
+        body = self.model.get_layer("sktransfer_body")  # callbacks see the target network
+        BODY_SNAPSHOTS.append(body.get_layer("d1").get_weights()[0].copy())
 
 
 def test_head_warmup_leaves_the_body_untouched_during_warmup(iris):

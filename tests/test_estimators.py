@@ -225,7 +225,11 @@ def test_input_adapter_reshapes_or_projects():
     src = _image_source()
     reshaped = TransferClassifier(src, epochs=1, random_state=0).fit(X, y)
     assert reshaped.input_adapter_ == "reshape"
-    projected = TransferClassifier(src, epochs=1, random_state=0).fit(X[:, :30], y)
+    # A wrong feature count is refused by "auto", with the way out named.
+    with pytest.raises(ValueError, match=r"input_adapter='auto'.*use input_adapter='dense'"):
+        TransferClassifier(src, epochs=1, random_state=0).fit(X[:, :30], y)
+    projected = TransferClassifier(src, input_adapter="dense", epochs=1, random_state=0)
+    projected.fit(X[:, :30], y)
     assert projected.input_adapter_ == "dense"
     assert projected.predict(X[:5, :30]).shape == (5,)
     with pytest.raises(ValueError, match=r"\(n_samples, 30\).*\(None, 8, 8, 1\)"):
