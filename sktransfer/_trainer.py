@@ -91,11 +91,24 @@ def steps_per_execution(settings, batches):
     return 1 if settings.callbacks else batches.steps_per_epoch
 
 
+def jit_compiled():
+    """Whether training steps are compiled with XLA on this Keras backend.
+
+    On JAX, yes: uncompiled, Keras runs every training step op by op (a
+    20-epoch fit of a small MLP took 7.7 s instead of 0.08 s), and the
+    compiled step gives the same numbers. On TensorFlow, no: the steps run
+    as traced graphs already, and XLA would change the numbers of every fit.
+    """
+    import keras
+
+    return keras.backend.backend() == "jax"
+
+
 def compile_net(net, settings, batches, optimizer=None):
     """Compile ``net`` for ``batches`` (with a new optimizer unless one is given)."""
     net.compile(
         optimizer=optimizer if optimizer is not None else make_optimizer(settings, net),
-        jit_compile=False,
+        jit_compile=jit_compiled(),
         steps_per_execution=steps_per_execution(settings, batches),
     )
 
