@@ -4,7 +4,8 @@
 with the settings of the estimator. Each phase trains through
 ``train_epochs``, a traced loop over all its epochs, where that applies, and
 through Keras' own ``fit`` otherwise (callbacks, validation data, progress
-bars, source rows streamed alongside, other backends).
+bars, source rows streamed alongside, other backends). On JAX, ``fit`` runs
+XLA-compiled training steps (``jit_compiled``).
 """
 
 import contextlib
