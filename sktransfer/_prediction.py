@@ -31,7 +31,8 @@ class Predictors:
     model's own, so the values are the same. A model that keeps predicting
     (serving rather than scoring) switches to its own traced function after
     a few calls, which saves the copy; so does a model whose architecture
-    cannot be cloned.
+    cannot be cloned, and every model on backends other than TensorFlow and
+    JAX.
 
     On JAX nothing is copied: the twin's compiled function takes the model's
     weights as arguments (see ``_predict_jax``), so every fitted model of an

@@ -95,9 +95,10 @@ def steps_per_execution(settings, batches):
 def jit_compiled():
     """Whether training steps are compiled with XLA on this Keras backend.
 
-    On JAX, yes: uncompiled, Keras runs every training step op by op (a
-    20-epoch fit of a small MLP took 7.7 s instead of 0.08 s); XLA's fused
-    step rounds differently in float32 (outputs moved by at most 2.4e-7).
+    On JAX, yes: uncompiled, Keras runs every training step op by op (the
+    20-epoch fit of benchmark row 1j took 5.7 s instead of 72 ms); XLA's
+    fused step rounds differently in float32 (outputs moved by at most
+    2.4e-7).
     On TensorFlow, no: the steps run as traced graphs already, and XLA
     would change the numbers of every fit recorded so far.
     """
