@@ -106,13 +106,17 @@ def child_env():
     return env
 
 
-def run_child(mode, timeout=600, **kwargs):
-    """Run ``_child.py MODE`` in a fresh interpreter and return its JSON answer."""
+def run_child(mode, timeout=600, env=None, **kwargs):
+    """Run ``_child.py MODE`` in a fresh interpreter and return its JSON answer.
+
+    ``env`` adds environment variables, such as ``KERAS_BACKEND``: Keras
+    fixes its backend when it is first imported.
+    """
     command = [sys.executable, str(HERE / "_child.py"), mode, json.dumps(kwargs)]
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env=child_env(),
+        env={**child_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -103,7 +103,41 @@ def repeat_fit(repeats, epochs, n_samples):
     return {"first": first, "repeats": [fit() for _ in range(repeats)]}
 
 
-MODES = {"import": import_time, "rss": rss_growth, "repeat": repeat_fit}
+def finetune(repeats, n_samples, n_classes, epochs, batch_size):
+    """Row 1's fits, interleaved, on this process's Keras backend (row 1j: JAX).
+
+    The baseline compiles with Keras' default (``jit_compile="auto"``, which
+    is XLA on JAX), as a user writes it, so each of its fits compiles a new
+    model. One untimed baseline fit starts the backend and its compiler;
+    then sktransfer's first fit in the process (which compiles its
+    configuration) is timed on its own, before the interleaved repeats.
+    """
+    import _models
+    import cases
+    import keras
+    from _bench import interleaved
+
+    from sktransfer import TransferClassifier
+
+    source = _models.mlp_source(20, (64, 32), 10, seed=0)
+    X, y = _models.labelled_rows(n_samples, 20, n_classes, seed=1)
+    variants = {
+        "sktransfer": lambda i: TransferClassifier(
+            source, freeze=0, alpha=0.0, epochs=epochs, batch_size=batch_size, random_state=i
+        ).fit(X, y),
+        "baseline": lambda i: cases.hand_finetune(
+            source, X, y, n_classes, epochs, batch_size, jit_compile="auto"
+        ),
+    }
+    variants["baseline"](1000)
+    start = time.perf_counter()
+    variants["sktransfer"](1000)
+    first = time.perf_counter() - start
+    times, _ = interleaved(variants, repeats, warmup=0)
+    return {"backend": keras.backend.backend(), "times": times, "first": first}
+
+
+MODES = {"import": import_time, "rss": rss_growth, "repeat": repeat_fit, "finetune": finetune}
 
 if __name__ == "__main__":
     mode, kwargs = sys.argv[1], json.loads(sys.argv[2])

@@ -94,20 +94,24 @@ def _cut(model):
     return keras.Model(clone.input, clone.layers[-2].output)
 
 
-def _compile(model, learning_rate, loss="sparse_categorical_crossentropy"):
+def _compile(model, learning_rate, loss="sparse_categorical_crossentropy", jit_compile=False):
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, jit_compile=jit_compile
+    )
     return model
 
 
-def hand_finetune(source, X, y, n_classes, epochs, batch_size, learning_rate=1e-3):
-    """Fine-tuning written by hand in Keras: the baseline of benchmark 1."""
+def hand_finetune(
+    source, X, y, n_classes, epochs, batch_size, learning_rate=1e-3, jit_compile=False
+):
+    """Fine-tuning written by hand in Keras: the baseline of benchmarks 1 and 1j."""
     import keras
 
     body = _cut(source)
     outputs = keras.layers.Dense(n_classes, activation="softmax")(body.output)
-    model = _compile(keras.Model(body.input, outputs), learning_rate)
+    model = _compile(keras.Model(body.input, outputs), learning_rate, jit_compile=jit_compile)
     model.fit(X, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     return model
 
@@ -182,6 +186,26 @@ def finetune(repeats):
         "fits interleaved with row 3's"
     )
     return _timing_row(row, {"sktransfer": times["alpha=0"], "baseline": times["keras"]})
+
+
+def finetune_jax(repeats):
+    """Row 1j: row 1 on the JAX backend, in a subprocess (Keras fixes its backend at import)."""
+    row = Row("1j", "fine-tuning fit vs hand-written Keras, both on JAX", "<= 1.10", 1.10)
+    c = FINETUNE
+    result = run_child(
+        "finetune", env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, repeats=repeats, **c
+    )
+    if result["backend"] != "jax":
+        raise RuntimeError(f"the child ran on {result['backend']!r}, not jax")
+    row = _timing_row(row, result["times"])
+    row.note = (
+        "as row 1, in a subprocess with KERAS_BACKEND=jax (CPU); the baseline compiles with "
+        "Keras' default jit_compile='auto' (XLA on JAX), so each of its fits compiles a new "
+        "model. Not judged: sktransfer's first fit in that process, which compiles its "
+        f"configuration, took {result['first']:.2f} s ({result['first'] / row.base:.2f} "
+        "times the baseline's median)"
+    )
+    return row
 
 
 def distill(repeats):

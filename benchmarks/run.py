@@ -30,6 +30,7 @@ QUICK_NOTE = " (fewer repeats and fits: a smoke run, noisier than the full run)"
 
 BENCHMARKS = [
     ("1", "fine-tuning fit", cases.finetune, "fit"),
+    ("1j", "fine-tuning fit on JAX", cases.finetune_jax, "fit"),
     ("2", "feature-extraction fit", cases.features, "features"),
     ("3", "distillation fit", cases.distill, "fit"),
     ("4", "GridSearchCV with memory", cases.grid_search, "grid"),

@@ -10,8 +10,11 @@ Run from the repository root::
    starting its worker processes (and importing TensorFlow in them), as a
    user's first search does.
 2. The same small fit on the TensorFlow and the JAX backend (CPU), each in a
-   fresh process: the first fit (with tracing or compiling) and the median
-   of three identical refits.
+   fresh process: the first fit (with the backend's start-up, and tracing
+   or compiling), the median of three identical refits, the first fit of
+   another configuration after them (tracing or compiling again), and the
+   median of 50 predictions of 32 rows.
+   ``--backends`` runs this part alone.
 """
 
 import argparse
@@ -66,7 +69,17 @@ for _ in range(4):
     start = time.perf_counter()
     TransferClassifier(src, freeze=1, alpha=0.5, epochs=20, random_state=0).fit(X, y)
     times.append(time.perf_counter() - start)
-print("RESULT", __import__("json").dumps({"first": times[0], "refit": sorted(times[1:])[1]}))
+start = time.perf_counter()  # a configuration not fitted before, in a started process
+est = TransferClassifier(src, freeze=0, alpha=0.5, epochs=20, random_state=0).fit(X, y)
+new = time.perf_counter() - start
+predict = []
+for _ in range(53):
+    start = time.perf_counter()
+    est.predict(X[:32])
+    predict.append(time.perf_counter() - start)
+print("RESULT", __import__("json").dumps(
+    {"first": times[0], "refit": sorted(times[1:])[1], "new": new,
+     "predict": sorted(predict[3:])[25]}))
 """
 
 
@@ -83,15 +96,10 @@ def _run(code, **env):
     return json.loads(line[len("RESULT ") :])
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", help="also write the results as markdown to this file")
-    args = parser.parse_args(argv)
-    lines = [f"Machine: {os.cpu_count()} CPUs. Command: `python benchmarks/scaling.py`.", ""]
-
+def _search_table():
     search = _run(SEARCH)
     base, base_scores = search["n_jobs=1"]
-    lines += [
+    lines = [
         "| search (4 candidates x 3 folds) | time | speed-up | same scores |",
         "|---|---|---|---|",
     ]
@@ -99,15 +107,33 @@ def main(argv=None):
         lines.append(
             f"| {name} | {seconds:.1f} s | {base / seconds:.2f} | {scores == base_scores} |"
         )
+    return lines
 
-    lines += ["", "| backend (CPU) | first fit | refit (median) |", "|---|---|---|"]
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="also write the results as markdown to this file")
+    parser.add_argument("--backends", action="store_true", help="only compare the backends")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/scaling.py" + (" --backends" if args.backends else "")
+    lines = [f"Machine: {os.cpu_count()} CPUs. Command: `{command}`.", ""]
+    if not args.backends:
+        lines += _search_table() + [""]
+    lines += [
+        "| backend (CPU) | first fit in a process | refit (median) | new configuration "
+        "| predict 32 rows (median) |",
+        "|---|---|---|---|---|",
+    ]
     for backend in ("tensorflow", "jax"):
         try:
             result = _run(BACKEND, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
         except subprocess.CalledProcessError as exc:
-            lines.append(f"| {backend} | not run: {exc.stderr.strip().splitlines()[-1]} | |")
+            lines.append(f"| {backend} | not run: {exc.stderr.strip().splitlines()[-1]} | | | |")
             continue
-        lines.append(f"| {backend} | {result['first']:.2f} s | {result['refit']:.2f} s |")
+        lines.append(
+            f"| {backend} | {result['first']:.2f} s | {result['refit'] * 1e3:.0f} ms "
+            f"| {result['new']:.2f} s | {result['predict'] * 1e3:.2f} ms |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

@@ -92,19 +92,20 @@ def _start_up_noise_filtered():
 
 
 def _load_keras():
-    """Import Keras and find TensorFlow's devices, without the start-up noise."""
+    """Import Keras and TensorFlow and find TensorFlow's devices, without the start-up noise."""
     with _start_up_noise_filtered():
-        import keras
+        import keras  # noqa: F401
 
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+        # On every backend: Keras imports TensorFlow, where it is installed,
+        # the first time it serialises a layer (on JAX, in the first fit).
+        import tensorflow as tf
 
-            # Device discovery logs too: cuInit fails on a machine without a GPU.
-            tf.config.list_physical_devices()
-            # An application may set its libraries' log levels (the library never does):
-            # TensorFlow's Python-side warnings, such as retracing notices, are for the
-            # developers of the code that calls it, not for the demo's user. Errors still show.
-            tf.get_logger().setLevel("ERROR")
+        # Device discovery logs too: cuInit fails on a machine without a GPU.
+        tf.config.list_physical_devices()
+        # An application may set its libraries' log levels (the library never does):
+        # TensorFlow's Python-side warnings, such as retracing notices, are for the
+        # developers of the code that calls it, not for the demo's user. Errors still show.
+        tf.get_logger().setLevel("ERROR")
 
 
 class _Progress:

@@ -31,13 +31,19 @@ class Predictors:
     model's own, so the values are the same. A model that keeps predicting
     (serving rather than scoring) switches to its own traced function after
     a few calls, which saves the copy; so does a model whose architecture
-    cannot be cloned, and every model on backends other than TensorFlow.
+    cannot be cloned, and every model on backends other than TensorFlow and
+    JAX.
+
+    On JAX nothing is copied: the twin's compiled function takes the model's
+    weights as arguments (see ``_predict_jax``), so every fitted model of an
+    architecture shares one compilation, however often it predicts.
     """
 
     def __init__(self, size=8):
         self._twins = Registry(size)  # architecture key -> (twin or None, lock)
         self._keys = weakref.WeakKeyDictionary()  # model -> architecture key
         self._calls = weakref.WeakKeyDictionary()  # model -> predictions so far
+        self._compiled = weakref.WeakKeyDictionary()  # twin (JAX) -> its predict function
         self._lock = threading.Lock()
 
     def _hot(self, model):
@@ -73,8 +79,9 @@ class Predictors:
         """``model.predict_on_batch(x)`` through the architecture's twin."""
         import keras
 
+        if keras.backend.backend() == "jax":
+            return self._predict_jax(model, x)
         if keras.backend.backend() != "tensorflow" or self._hot(model):
-            # JAX may donate a twin's buffers, which assign() shares with the model.
             return np.asarray(model.predict_on_batch(x))
         twin, lock = self._twin(model)
         if twin is None or not compatible(twin, model):
@@ -82,6 +89,48 @@ class Predictors:
         with lock:
             copy_variables(model, twin)
             return np.asarray(twin.predict_on_batch(x))
+
+    def _predict_jax(self, model, x):
+        """``model``'s outputs on ``x`` from a compiled function that donates nothing.
+
+        Keras' ``predict_on_batch`` on JAX donates the model's weight buffers
+        to its compiled step and stores the step's copies back, so a second
+        thread predicting with the same model reads buffers that are gone
+        ("Buffer has been deleted or donated"). Here the weights are plain
+        arguments of the twin's jitted ``stateless_call``, the computation of
+        Keras' predict step: threads share it without a lock, and the values
+        are those of ``predict_on_batch``.
+        """
+        twin, _ = self._twin(model)
+        if twin is None or not compatible(twin, model):
+            twin = model  # compiled for this model alone
+        with self._lock:
+            function = self._compiled.get(twin)
+            if function is None:
+                function = self._compiled[twin] = _stateless_predict(twin)
+        return np.asarray(function([v.value for v in model.variables], x))
+
+
+def _stateless_predict(model):
+    """A jitted ``f(values, x)``: ``model`` in inference mode with ``values`` as weights.
+
+    ``values`` follow ``model.variables`` (or any model of the same
+    architecture). The function refers to ``model`` weakly, so that the cache
+    holding it never keeps a model alive.
+    """
+    import jax
+
+    ref = weakref.ref(model)
+
+    def run(values, x):
+        model = ref()
+        by_id = {id(v): value for v, value in zip(model.variables, values, strict=True)}
+        trainable = [by_id[id(v)] for v in model.trainable_variables]
+        non_trainable = [by_id[id(v)] for v in model.non_trainable_variables]
+        outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return outputs
+
+    return jax.jit(run)
 
 
 PREDICTORS = Predictors()

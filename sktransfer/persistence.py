@@ -5,7 +5,10 @@ A saved estimator is one zip file that holds:
 - ``estimator.json``: the format version, the sktransfer version, the class
   name, the parameters and the fitted attributes, all as plain JSON data;
 - ``model.keras``: the fitted ``model_`` in Keras' own format;
-- ``source.keras``: the source model, when ``source`` was a ``keras.Model``.
+- ``source.keras``: the source model, when ``source`` was a ``keras.Model``
+  or a fitted scikeras or ``keras.wrappers`` estimator (whose Keras model,
+  ``source.model_``, is saved: the loaded estimator's ``source`` is that
+  model).
 
 :func:`load` reads the JSON, builds the estimator from a fixed list of
 classes, and loads the Keras files in Keras' safe mode, so a file cannot make
@@ -310,7 +313,10 @@ def save(estimator, path):
     Parameters that are not plain data and not a Keras model (callbacks, a
     callable source) and a ``source`` given as a path are saved as None, with
     a warning: a file never gives a loaded estimator code or a path. ``memory``
-    is always saved as None, since it only caches work on this machine.
+    is always saved as None, since it only caches work on this machine. A
+    fitted scikeras or ``keras.wrappers`` estimator given as ``source`` is
+    saved as the Keras model it wraps (``source.model_``), which the loaded
+    estimator then has as its ``source``.
 
     Parameters
     ----------
@@ -382,8 +388,13 @@ def _saved_params(estimator):
     """``(params, dropped, files)``: plain parameters, the names saved as None, models."""
     import keras
 
+    from ._source import _wrapped_model
+
     params, dropped, files = {}, [], {}
     for name, value in estimator.get_params(deep=False).items():
+        wrapped = _wrapped_model(value) if name == "source" else None
+        if wrapped is not None:
+            value = wrapped  # a wrapper's code is not data, but the network it trained is
         if name == "source" and isinstance(value, keras.Model):
             files["source.keras"] = value
             params[name] = {"__file__": "source.keras"}

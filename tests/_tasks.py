@@ -50,3 +50,21 @@ def train_source(x, y, n_classes, epochs=40, seed=0):
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=False)
     return model
+
+
+def same_on_every_backend(model, seed=0):
+    """``model`` with Glorot-uniform kernels drawn by NumPy from ``seed``; returns it.
+
+    Keras' seeded initialisers draw other numbers on each backend, so a test
+    network built with them is another network on JAX than on TensorFlow,
+    and a test of behaviour would check another case on each.
+    """
+    rng = np.random.default_rng(seed)
+    weights = []
+    for value in model.get_weights():
+        if value.ndim == 2:
+            limit = np.sqrt(6.0 / sum(value.shape))
+            value = rng.uniform(-limit, limit, value.shape)
+        weights.append(value.astype(np.float32))
+    model.set_weights(weights)
+    return model

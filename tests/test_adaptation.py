@@ -217,16 +217,52 @@ def test_fitted_keras_wrapper_is_a_source(iris):
         TransferClassifier(SKLearnClassifier(build)).fit(X, y)
 
 
-def test_fitted_scikeras_estimator_is_a_source(iris):
+def _saved_and_loaded(clf, path):
+    import warnings
+
+    import sktransfer
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.save(path)
+    assert not [w for w in caught if "save:" in str(w.message)]  # nothing saved as None
+    return sktransfer.load(path)
+
+
+def test_a_fitted_keras_wrapper_source_is_saved_as_its_model(iris, tmp_path):
+    from keras.wrappers import SKLearnClassifier
+
+    X, y = iris
+
+    def build(X, y):
+        model = mlp()
+        model.compile("adam", "categorical_crossentropy")
+        return model
+
+    wrapper = SKLearnClassifier(build, fit_kwargs={"epochs": 2, "verbose": 0}).fit(X, y)
+    clf = TransferClassifier(wrapper, freeze=1, epochs=2, random_state=0).fit(X, y)
+    loaded = _saved_and_loaded(clf, tmp_path / "clf.skt")
+    assert isinstance(loaded.source, keras.Model)
+    for a, b in zip(loaded.source.get_weights(), wrapper.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    refit = loaded.fit(X, y)  # the loaded source trains a new network
+    np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))
+
+
+def test_fitted_scikeras_estimator_is_a_source(iris, tmp_path):
     scikeras = pytest.importorskip("scikeras.wrappers")
     X, y = iris
     try:
         wrapper = scikeras.KerasClassifier(mlp(), loss="sparse_categorical_crossentropy")
         wrapper.set_params(epochs=1, verbose=0).fit(X, y)
-    except Exception as exc:  # scikeras 0.13 breaks on scikit-learn >= 1.6
+    except Exception as exc:  # scikeras 0.13's tag calls raise on scikit-learn 1.6
         pytest.skip(f"scikeras does not fit on this scikit-learn: {exc}")
     clf = TransferClassifier(wrapper, epochs=1, random_state=0).fit(X, y)
     assert clf.predict(X).shape == (len(X),)
+    loaded = _saved_and_loaded(clf, tmp_path / "clf.skt")
+    assert isinstance(loaded.source, keras.Model)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 def test_grid_search_over_source_models(tmp_path, iris):

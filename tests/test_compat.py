@@ -15,9 +15,7 @@ from sktransfer import _compat
 
 keras = pytest.importorskip("keras")
 VERSIONS = _compat.versions()
-on_tensorflow = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="a TensorFlow-backend internal"
-)
+on_tensorflow = pytest.mark.tensorflow_only("a TensorFlow-backend internal")
 
 
 def test_check_sample_weight():
@@ -81,6 +79,18 @@ def test_missing_logits_warn_instead_of_changing_numbers_silently():
     _compat._warn_moved.cache_clear()
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow", reason="the TensorFlow backend keeps logits"
+)
+def test_missing_logits_are_no_moved_internal_on_other_backends():
+    # JAX keeps logits only on eager outputs, never inside a compiled step.
+    _compat._warn_moved.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _compat.keras_logits(keras.ops.ones((1, 2))) is None
+
+
+@pytest.mark.tensorflow_only("only the traced loop over epochs, a tf.function, uses it")
 def test_symbolic_build_runs_the_step_fit_runs_first():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from _tasks import shared_representation_task, train_source
+from _tasks import same_on_every_backend, shared_representation_task, train_source
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_digits, load_iris
 from sklearn.impute import SimpleImputer
@@ -37,7 +37,7 @@ def mlp(n_in=4, n_out=3, name="src", seed=0, dropout=False, batchnorm=False):
             n_out, activation="softmax", kernel_initializer=init(seed + 2), name="out"
         )
     )
-    return keras.Sequential(layers, name=name)
+    return same_on_every_backend(keras.Sequential(layers, name=name), seed)
 
 
 def snapshot(model):

@@ -16,6 +16,7 @@ from sklearn.datasets import load_iris
 from sktransfer import TransferClassifier, _trainer, clear_caches
 
 keras = pytest.importorskip("keras")
+TRACED_LOOP = pytest.mark.tensorflow_only("the loop over epochs, train_epochs, is a tf.function")
 
 
 def mlp(dropout=0.0, seed=0):
@@ -100,6 +101,7 @@ def test_one_traced_training_call_matches_keras_fit(params, iris, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@TRACED_LOOP
 def test_training_in_chunks_of_epochs_changes_nothing(iris, monkeypatch):
     X, y = iris
     source = mlp(dropout=0.2)
@@ -132,6 +134,7 @@ def test_training_in_chunks_of_epochs_changes_nothing(iris, monkeypatch):
     np.testing.assert_array_equal(chunked.predict_proba(X), whole.predict_proba(X))
 
 
+@TRACED_LOOP
 def test_training_loop_is_traced_once_per_worker(iris, monkeypatch):
     X, y = iris
     source = mlp()
@@ -151,6 +154,30 @@ def test_training_loop_is_traced_once_per_worker(iris, monkeypatch):
     # The first fit builds the configuration's worker, which traces its
     # loop once and trains all three fits with it.
     assert len(traced) == 1
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="XLA compilation of training steps on JAX"
+)
+def test_jax_training_is_compiled_and_reused_by_later_fits(iris, caplog):
+    import logging
+
+    import jax
+
+    X, y = iris
+    source = mlp()
+    clear_caches()
+
+    def compiled_training_steps(seed):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+            TransferClassifier(source, freeze=1, epochs=2, random_state=seed).fit(X, y)
+        return [r for r in caplog.records if "compilation of jit(train_step)" in r.getMessage()]
+
+    # Uncompiled, Keras runs every step of a JAX fit op by op, several times
+    # slower than the whole fit compiled.
+    assert compiled_training_steps(0)
+    assert not compiled_training_steps(1)  # the configuration's worker is compiled
 
 
 def test_user_callbacks_see_every_batch_and_change_no_result(iris):

@@ -245,6 +245,14 @@ def test_predict_from_four_threads_matches_sequential(iris):
         results = list(pool.map(lambda _: clf.predict_proba(X), range(16)))
     for result in results:
         np.testing.assert_array_equal(result, expected)
+    # Fitted models of one architecture share one predict function.
+    other = TransferClassifier(mlp(), epochs=2, random_state=1).fit(X, y)
+    both = [clf, other]
+    expected = [est.predict_proba(X[:50]) for est in both]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: both[i % 2].predict_proba(X[:50]), range(16)))
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result, expected[i % 2])
 
 
 def _process_counts():
