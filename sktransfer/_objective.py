@@ -19,18 +19,17 @@ def target_loss_fn(task):
     return keras.losses.mean_squared_error
 
 
-def scaled_optimizer(optimizer, variables, scale):
-    """``optimizer`` with the updates of ``variables`` scaled by ``scale``.
+def scaled_optimizer(base, variables, scale):
+    """The optimizer class ``base``, with the updates of ``variables`` scaled by ``scale``.
 
     The learning rate itself is scaled inside ``update_step``, so the size of
     the update shrinks by ``scale`` for every optimizer, Adam included (Adam
     ignores a scaled gradient).
     """
     if scale == 1.0:
-        return optimizer
+        return base
     # The TensorFlow backend hands update_step the backend variable (.value).
     scaled = {id(v) for v in variables} | {id(getattr(v, "value", v)) for v in variables}
-    base = type(optimizer)
 
     class ScaledOptimizer(base):
         def update_step(self, gradient, variable, learning_rate):
@@ -39,7 +38,7 @@ def scaled_optimizer(optimizer, variables, scale):
             return super().update_step(gradient, variable, learning_rate)
 
     ScaledOptimizer.__name__ = f"Scaled{base.__name__}"
-    return ScaledOptimizer.from_config(optimizer.get_config())
+    return ScaledOptimizer
 
 
 class TransferNet(keras.Model):

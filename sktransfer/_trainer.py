@@ -62,15 +62,18 @@ class Training:
         return (self.optimizer, self.source_lr_scale, self.early_stopping, self.n_iter_no_change)
 
 
-def base_optimizer(name, learning_rate):
-    """A new Keras optimizer ``name`` with ``learning_rate``; a clear error for a bad name."""
+def optimizer_class(name):
+    """The Keras optimizer class named ``name``; a clear error for a bad name."""
     import keras
 
     try:
         optimizer = keras.optimizers.get(name)
-        config = optimizer.get_config()
-        config["learning_rate"] = float(learning_rate)
-        return type(optimizer).from_config(config)
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError
+        # The class, to build with its defaults and our learning rate: reading
+        # an instance's config back converts its variables with np.array,
+        # which warns under NumPy 2 on the JAX backend.
+        return type(optimizer)
     except (ValueError, TypeError, KeyError):
         raise ValueError(
             f"optimizer={name!r} is not a Keras optimizer name; use e.g. 'adam', 'sgd', "
@@ -88,8 +91,10 @@ def make_optimizer(settings, net):
     from ._objective import scaled_optimizer
 
     transferred = [v for part in transferred_parts(net) for v in part.trainable_weights]
-    optimizer = base_optimizer(settings.optimizer, settings.learning_rate)
-    return scaled_optimizer(optimizer, transferred, settings.source_lr_scale)
+    cls = scaled_optimizer(
+        optimizer_class(settings.optimizer), transferred, settings.source_lr_scale
+    )
+    return cls(learning_rate=settings.learning_rate)
 
 
 def steps_per_execution(settings, batches):

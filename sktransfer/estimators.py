@@ -481,7 +481,7 @@ class BaseTransfer(BaseEstimator):
     def _validate_params(self):
         """Check every parameter; the error names it, the value and what is allowed."""
         from ._preprocessing import check_preprocess
-        from ._trainer import base_optimizer
+        from ._trainer import optimizer_class
 
         if self.source is None:
             raise ValueError(
@@ -504,7 +504,7 @@ class BaseTransfer(BaseEstimator):
         _check_layer_choice("freeze", self.freeze, "all")
         if not isinstance(self.optimizer, str):
             raise ValueError(f"optimizer must be a Keras optimizer name; got {self.optimizer!r}")
-        base_optimizer(self.optimizer, self.learning_rate)
+        optimizer_class(self.optimizer)
         _check_callbacks(self.callbacks)
 
     # -- prediction --------------------------------------------------------------

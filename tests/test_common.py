@@ -53,6 +53,9 @@ REGRESSOR_EXPECTED_FAILED = {
     "check_methods_subset_invariance": (
         "a float32 network may round a row one ulp differently in a batch of another size"
     ),
+    "check_methods_sample_order_invariance": (
+        "a float32 network may round a row one ulp differently in another batch (JAX/XLA)"
+    ),
 }
 
 

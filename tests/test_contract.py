@@ -156,7 +156,7 @@ def test_divergence_of_a_warm_start_keeps_the_fitted_network(source, iris):
     before = clf.predict_proba(X)
     clf.set_params(optimizer="sgd", learning_rate=1e30)
     with pytest.raises(ValueError, match="diverged"):
-        clf.fit(X * 1e3, y)
+        clf.fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 
@@ -266,6 +266,10 @@ def test_predict_with_memory_leaves_the_estimator_unchanged(tmp_path, source, ir
     assert all(vars(clf)[key] is value for key, value in before.items())
 
 
+@pytest.mark.tensorflow_only(
+    "on JAX, Keras' own Layer.get_weights() calls np.array on its variables, which warns "
+    "under NumPy 2 (keras/src/backend/common/variables.py)"
+)
 def test_a_fit_runs_clean_under_deprecation_warnings_as_errors():
     code = (
         "import numpy as np, keras\n"
@@ -280,7 +284,7 @@ def test_a_fit_runs_clean_under_deprecation_warnings_as_errors():
         "    c.fit(X, y).predict(X)\n"
         "print('clean')\n"
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
         cwd=ROOT,

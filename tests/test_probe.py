@@ -19,7 +19,7 @@ from sktransfer import SourceFeatures, TransferClassifier, TransferRegressor
 from sktransfer.datasets import make_transfer_classification, make_transfer_regression
 
 keras = pytest.importorskip("keras")
-DRAWS = 3
+DRAWS = 5
 
 
 @pytest.fixture(scope="module")
