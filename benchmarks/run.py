@@ -179,6 +179,20 @@ def render_markdown(mode, rows, comparisons, task, elapsed, command):
     return "\n".join(out) + "\n"
 
 
+COMMENTARY = "<!-- Hand-written commentary below: benchmarks/run.py --output keeps it. -->"
+
+
+def _kept_commentary(path):
+    """The hand-written part of an existing results file, from its marker on."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return ""
+    at = text.find(COMMENTARY)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = _parse(argv)
@@ -186,8 +200,9 @@ def main(argv=None):
     result = run(args)
     print(render_text(*result, command))
     if args.output:
+        kept = _kept_commentary(args.output)
         with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(render_markdown(*result, command))
+            handle.write(render_markdown(*result, command) + kept)
         print(f"\nwrote {args.output}")
     _, rows, comparisons, _, _ = result
     broken = any(row.status == "ERROR" for row in rows) or any(

@@ -200,15 +200,18 @@ def _flattened(losses):
     """Whether a training-loss curve has flattened by its end.
 
     Over the last tenth of the epochs (at least two) the loss must have
-    fallen by at most 10% of what it fell since the first epoch; a curve of
-    fewer than four epochs is too short to tell.
+    fallen by at most 10% of what it fell since the first epoch, or by at
+    most 0.1% of its value (a curve that hardly moved at all, as when a
+    probe head starts at the optimum); a curve of fewer than four epochs is
+    too short to tell.
     """
     window = max(2, len(losses) // 10)
     if len(losses) < 2 * window:
         return False
     last = float(np.mean(losses[-window:]))
     before = float(np.mean(losses[-2 * window : -window]))
-    return before - last <= 0.1 * max(losses[0] - last, 0.0)
+    tolerance = max(0.1 * (losses[0] - last), 1e-3 * abs(last))
+    return before - last <= tolerance
 
 
 def warn_if_unconverged(history, settings, steps_per_epoch, name):

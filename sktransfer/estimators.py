@@ -712,8 +712,9 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
-            Inputs, shaped like the samples given to ``fit`` or flattened.
+        X : array-like of shape (n_samples, ...)
+            Inputs, shaped like the samples given to ``fit`` (``input_shape_``
+            per sample) or flattened to ``n_features_in_`` columns.
 
         Returns
         -------
@@ -730,8 +731,9 @@ class TransferClassifier(ClassifierMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
-            Inputs, shaped like the samples given to ``fit`` or flattened.
+        X : array-like of shape (n_samples, ...)
+            Inputs, shaped like the samples given to ``fit`` (``input_shape_``
+            per sample) or flattened to ``n_features_in_`` columns.
 
         Returns
         -------
@@ -844,8 +846,9 @@ class TransferRegressor(RegressorMixin, BaseTransfer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
-            Inputs, shaped like the samples given to ``fit`` or flattened.
+        X : array-like of shape (n_samples, ...)
+            Inputs, shaped like the samples given to ``fit`` (``input_shape_``
+            per sample) or flattened to ``n_features_in_`` columns.
 
         Returns
         -------

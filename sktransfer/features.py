@@ -218,8 +218,9 @@ class SourceFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape_) or (n_samples, n_features_in_)
-            Input samples, shaped like those given to ``fit`` or flattened.
+        X : array-like of shape (n_samples, ...)
+            Input samples, shaped like those given to ``fit`` (``input_shape_``
+            per sample) or flattened to ``n_features_in_`` columns.
 
         Returns
         -------

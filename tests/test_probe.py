@@ -68,7 +68,9 @@ def test_defaults_match_or_beat_a_hand_assembled_linear_probe(related, n):
         {
             "defaults": lambda seed: TransferClassifier(source, random_state=seed),
             "frozen": lambda seed: TransferClassifier(source, freeze="all", random_state=seed),
-            "pipeline": lambda seed: make_pipeline(SourceFeatures(source), LogisticRegression()),
+            "pipeline": lambda seed: make_pipeline(
+                SourceFeatures(source), LogisticRegression(max_iter=5000)
+            ),
             "logistic": lambda seed: LogisticRegression(),
         },
         X,
@@ -154,6 +156,18 @@ def test_auto_budget_scales_with_the_data_and_warns_when_short(related):
     short = TransferClassifier(source, head_init="random", epochs=3, random_state=0)
     with pytest.warns(ConvergenceWarning, match=r"still falling after 3 epochs"):
         short.fit(X[:60], y[:60])
+
+
+def test_a_flat_loss_curve_counts_as_converged():
+    from sktransfer._trainer import _flattened
+
+    # A head started at the optimum barely moves: no warning for noise.
+    assert _flattened([0.7689, 0.7690, 0.7689, 0.7688, 0.7689, 0.7688])
+    # Still falling steeply at the end: not converged.
+    assert not _flattened([2.0, 1.8, 1.6, 1.4, 1.2, 1.0])
+    # Fell and levelled off.
+    assert _flattened([2.0, 1.0, 0.6, 0.51, 0.5, 0.5])
+    assert not _flattened([2.0, 1.0, 0.5])
 
 
 def test_head_init_is_validated(related):
