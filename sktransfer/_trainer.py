@@ -215,7 +215,11 @@ def _flattened(losses):
 
 
 def warn_if_unconverged(history, settings, steps_per_epoch, name):
-    """A ConvergenceWarning when the budget ran out with the loss still falling steeply."""
+    """A ConvergenceWarning when the budget ran out with the loss still falling steeply.
+
+    The message names no loss values, so that Python's warning filters show it
+    once per configuration, not once per fit of a search.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     losses = history.get("loss", [])
@@ -224,9 +228,9 @@ def warn_if_unconverged(history, settings, steps_per_epoch, name):
         return
     warnings.warn(
         f"{name}: the training loss was still falling after {len(losses)} epochs "
-        f"({len(losses) * steps_per_epoch} optimizer steps; last values "
-        f"{', '.join(f'{v:.4g}' for v in losses[-3:])}): the network may be under-trained. "
-        "Raise epochs or learning_rate (epochs='auto' sizes the training to the data).",
+        f"({len(losses) * steps_per_epoch} optimizer steps; see history_['loss']): the "
+        "network may be under-trained. Raise epochs or learning_rate (epochs='auto' sizes "
+        "the training to the data).",
         ConvergenceWarning,
         stacklevel=6,  # the user's call of fit
     )
