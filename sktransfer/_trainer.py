@@ -197,21 +197,30 @@ def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
 
 
 def _flattened(losses):
-    """Whether a training-loss curve has flattened by its end.
+    """Whether a training-loss curve of four epochs or more has flattened by its end.
 
     Over the last tenth of the epochs (at least two) the loss must have
     fallen by at most 10% of what it fell since the first epoch, or by at
     most 0.1% of its value (a curve that hardly moved at all, as when a
-    probe head starts at the optimum); a curve of fewer than four epochs is
-    too short to tell.
+    probe head starts at the optimum).
     """
     window = max(2, len(losses) // 10)
-    if len(losses) < 2 * window:
-        return False
     last = float(np.mean(losses[-window:]))
     before = float(np.mean(losses[-2 * window : -window]))
     tolerance = max(0.1 * (losses[0] - last), 1e-3 * abs(last))
     return before - last <= tolerance
+
+
+def _converged(losses, steps_per_epoch):
+    """Whether a fit's loss curve says it converged.
+
+    A curve of fewer than four epochs is too short to read: it counts as
+    converged when it made at least the optimizer steps of ``epochs="auto"``
+    (one epoch of a large data set), and as under-trained otherwise.
+    """
+    if len(losses) < 4:
+        return len(losses) * steps_per_epoch >= AUTO_STEPS
+    return _flattened(losses)
 
 
 def warn_if_unconverged(history, settings, steps_per_epoch, name):
@@ -224,7 +233,7 @@ def warn_if_unconverged(history, settings, steps_per_epoch, name):
 
     losses = history.get("loss", [])
     stopped_early = settings.early_stopping and len(losses) < settings.epochs
-    if not losses or stopped_early or _flattened(losses):
+    if not losses or stopped_early or _converged(losses, steps_per_epoch):
         return
     warnings.warn(
         f"{name}: the training loss was still falling after {len(losses)} epochs "

@@ -159,7 +159,7 @@ def test_auto_budget_scales_with_the_data_and_warns_when_short(related):
 
 
 def test_a_flat_loss_curve_counts_as_converged():
-    from sktransfer._trainer import _flattened
+    from sktransfer._trainer import _converged, _flattened
 
     # A head started at the optimum barely moves: no warning for noise.
     assert _flattened([0.7689, 0.7690, 0.7689, 0.7688, 0.7689, 0.7688])
@@ -167,7 +167,10 @@ def test_a_flat_loss_curve_counts_as_converged():
     assert not _flattened([2.0, 1.8, 1.6, 1.4, 1.2, 1.0])
     # Fell and levelled off.
     assert _flattened([2.0, 1.0, 0.6, 0.51, 0.5, 0.5])
-    assert not _flattened([2.0, 1.0, 0.5])
+    # Too short to read: judged by its steps (one epoch of a large data set
+    # under epochs="auto" makes at least 1000).
+    assert not _converged([2.0, 1.0, 0.5], steps_per_epoch=2)
+    assert _converged([0.9], steps_per_epoch=3125)
 
 
 def test_head_init_is_validated(related):
