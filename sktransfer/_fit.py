@@ -67,7 +67,7 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
         est, inputs, prepared.targets, sample_weight, y, seeds, source_rows
     )
     if est.head_init == "probe" and not warm:
-        if _probe(network, batches, prefix is not None, task, seeds["init"]):
+        if _probe(network, batches, prefix is not None, task, seeds["init"], memory):
             return Fitted(network, {"loss": [], "target_loss": [], "source_loss": []})
 
     def make_twin():
@@ -77,12 +77,13 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     return Fitted(network, history)
 
 
-def _probe(network, batches, prefix_cached, task, seed):
+def _probe(network, batches, prefix_cached, task, seed, memory):
     """Start the head from the exact linear probe; whether that is the whole fit."""
     from ._probe import probe_head, probe_only
 
     y = batches.y[0] if isinstance(batches.y, tuple) else batches.y
-    probe_head(network, batches.x, prefix_cached, y, batches.sample_weight, task.kind, seed)
+    weight = batches.sample_weight
+    probe_head(network, batches.x, prefix_cached, y, weight, task.kind, seed, memory)
     return probe_only(network)
 
 

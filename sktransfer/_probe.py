@@ -123,11 +123,43 @@ def solve_output(features, y, sample_weight, kind):
     return _logistic(features, np.asarray(y).astype(np.int64), weight)
 
 
-def probe_head(network, inputs, prefix_cached, y, sample_weight, kind, seed):
+def _stored_solve(key, features, y, sample_weight, kind):
+    """``solve_output`` with the hash of its result, for checking on load."""
+    from ._cache import data_key
+
+    kernel, bias = solve_output(features, y, sample_weight, kind)
+    return kernel, bias, data_key(np.concatenate([kernel.ravel(), np.ravel(bias)]))
+
+
+def solve_stored(memory, features, y, sample_weight, kind):
+    """``solve_output``, stored in ``memory`` when it has a location.
+
+    Candidates of a search that differ in what the probe does not see
+    (alpha, learning rate, epochs) start from the same features of the same
+    fold: the solve is then done once. The entry is keyed by the hash of
+    the features, targets and weights, and recomputed when its own hash does
+    not match.
+    """
+    from ._cache import data_key
+
+    if memory is None or getattr(memory, "location", None) is None:
+        return solve_output(features, y, sample_weight, kind)
+    arrays = (features, np.asarray(y), np.asarray(sample_weight, dtype=np.float64))
+    key = "-".join(data_key(a) for a in arrays) + kind
+    cached = memory.cache(_stored_solve, ignore=["features", "y", "sample_weight"])
+    kernel, bias, digest = cached(key, *arrays, kind)
+    if data_key(np.concatenate([kernel.ravel(), np.ravel(bias)])) != digest:
+        kernel, bias, _ = cached.call(key, *arrays, kind)[0]
+    return kernel, bias
+
+
+def probe_head(network, inputs, prefix_cached, y, sample_weight, kind, seed, memory=None):
     """Set the new output layer of ``network`` to the exact linear probe.
 
     ``inputs``, ``y`` and ``sample_weight`` are the training rows (without
     any rows held out for early stopping), as the network trains on them.
+    With a ``joblib.Memory`` that has a location, the solve is stored there
+    (``solve_stored``).
     """
     if len(inputs) > MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(inputs), MAX_ROWS, replace=False))
@@ -138,7 +170,7 @@ def probe_head(network, inputs, prefix_cached, y, sample_weight, kind, seed):
             "the source's features on X are not finite (they overflowed): X is probably far "
             "off the scale the source was trained on"
         )
-    kernel, bias = solve_output(features, y, sample_weight, kind)
+    kernel, bias = solve_stored(memory, features, y, sample_weight, kind)
     output = network.head.get_layer(_OUTPUT)
     output.set_weights([kernel.astype(np.float32), np.ravel(bias).astype(np.float32)])
 

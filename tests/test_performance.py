@@ -267,6 +267,11 @@ def _assert_same_network(fitted, reference):
         np.testing.assert_array_equal(a, b)
 
 
+def _activation_entries(path):
+    """The stored activations under a memory directory (not the probe's solves)."""
+    return sorted(entry for entry in path.rglob("output.pkl") if "_compute" in entry.parts)
+
+
 def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris):
     X, y = iris
     source = narrow()  # activations no larger than X: worth storing
@@ -274,11 +279,14 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     expected = TransferClassifier(source, **params).fit(X, y)
     memory = joblib.Memory(tmp_path, verbose=0)
     first = TransferClassifier(source, memory=memory, **params).fit(X, y)
-    entries = sorted(tmp_path.rglob("output.pkl"))
+    stored = sorted(tmp_path.rglob("output.pkl"))
+    entries = _activation_entries(tmp_path)
     # The frozen prefix only: the source's outputs go on from it, no second pass.
     assert len(entries) == 1
+    # ... and the probe head's solve.
+    (solve,) = [path for path in stored if "_stored_solve" in path.parts]
     second = TransferClassifier(source, memory=memory, **params).fit(X, y)
-    assert sorted(tmp_path.rglob("output.pkl")) == entries
+    assert sorted(tmp_path.rglob("output.pkl")) == stored
     by_path = TransferClassifier(source, memory=str(tmp_path / "by_path"), **params).fit(X, y)
     for fitted in (first, second, by_path):
         _assert_same_network(fitted, expected)
@@ -294,6 +302,10 @@ def test_memory_caches_activations_and_recomputes_corrupt_entries(tmp_path, iris
     fourth = TransferClassifier(source, memory=memory, **params).fit(X, y)
     _assert_same_network(fourth, expected)
     np.testing.assert_array_equal(fourth.predict_proba(X), first.predict_proba(X))
+    kernel, bias, _ = joblib.load(solve)
+    joblib.dump((np.zeros_like(kernel), bias, "digest of other values"), solve)
+    fifth = TransferClassifier(source, memory=memory, **params).fit(X, y)
+    np.testing.assert_array_equal(fifth.predict_proba(X), first.predict_proba(X))
 
 
 def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
@@ -302,7 +314,7 @@ def test_memory_caches_source_outputs_when_nothing_is_frozen(tmp_path, iris):
     params = dict(freeze=0, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
     expected = TransferClassifier(source, **{**params, "memory": None}).fit(X, y)
     cached = TransferClassifier(source, **params).fit(X, y)
-    assert len(list(tmp_path.rglob("output.pkl"))) == 1  # the source's outputs
+    assert len(_activation_entries(tmp_path)) == 1  # the source's outputs
     again = TransferClassifier(source, **params).fit(X, y)
     for fitted in (cached, again):
         np.testing.assert_array_equal(fitted.predict_proba(X), expected.predict_proba(X))
@@ -374,7 +386,7 @@ def test_memory_does_not_store_activations_larger_than_the_input(tmp_path, iris)
     params = dict(freeze=1, alpha=0.5, epochs=1, random_state=0, memory=str(tmp_path))
     TransferClassifier(mlp(), **params).fit(X, y)  # 16 prefix outputs for 4 inputs
     # Nothing stored: the source's outputs are computed on from the prefix.
-    assert list(tmp_path.rglob("output.pkl")) == []
+    assert _activation_entries(tmp_path) == []
 
 
 def test_memory_is_validated(iris):
@@ -411,7 +423,7 @@ def test_weightless_layers_after_the_frozen_ones_join_the_cached_prefix(tmp_path
     frozen = clf.model_.get_layer("sktransfer_frozen")
     assert [layer.name for layer in frozen.layers][-2:] == ["conv", "gap"]
     # 8 pooled features per row (not 6x6x8 feature maps): small enough to store.
-    assert len(list(tmp_path.rglob("output.pkl"))) == 1
+    assert len(_activation_entries(tmp_path)) == 1
     _assert_same_network(clf, TransferClassifier(source, **params).fit(X, y))
 
 

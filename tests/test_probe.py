@@ -158,6 +158,35 @@ def test_auto_budget_scales_with_the_data_and_warns_when_short(related):
         short.fit(X[:60], y[:60])
 
 
+def test_a_search_with_memory_solves_each_probe_once(related, tmp_path, monkeypatch):
+    import sktransfer._probe as probe
+
+    source, X, y = related
+    solves = []
+    real = probe.solve_output
+
+    def counted(*args):
+        solves.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(probe, "solve_output", counted)
+    params = dict(epochs=5, random_state=0)
+    plain = [
+        TransferClassifier(source, learning_rate=rate, **params).fit(X[:80], y[:80])
+        for rate in (1e-3, 1e-2)
+    ]
+    assert len(solves) == 2
+    stored = [
+        TransferClassifier(source, learning_rate=rate, memory=str(tmp_path), **params).fit(
+            X[:80], y[:80]
+        )
+        for rate in (1e-3, 1e-2)
+    ]
+    assert len(solves) == 3  # the second candidate reads the first one's solve
+    for a, b in zip(plain, stored, strict=True):
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
 def test_a_flat_loss_curve_counts_as_converged():
     from sktransfer._trainer import _converged, _flattened
 
