@@ -1,5 +1,6 @@
 """Generated tasks for the tests: a source and a target that share a representation."""
 
+import keras
 import numpy as np
 
 
@@ -68,3 +69,15 @@ def same_on_every_backend(model, seed=0):
         weights.append(value.astype(np.float32))
     model.set_weights(weights)
     return model
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """A callback that interrupts a fit, as Ctrl-C would, at the end of ``epoch``."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt

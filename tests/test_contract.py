@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tasks import InterruptAt
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.exceptions import NotFittedError
@@ -95,22 +96,12 @@ def test_model_checkpoint_writes_a_file_that_loads_in_safe_mode(tmp_path, source
     )
 
 
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path, source, iris):
     X, y = iris
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     params = dict(freeze=1, epochs=6, random_state=0)
     with pytest.raises(KeyboardInterrupt):
-        TransferClassifier(source, callbacks=[backup, StopAt(2)], **params).fit(X, y)
+        TransferClassifier(source, callbacks=[backup, InterruptAt(2)], **params).fit(X, y)
     resumed = TransferClassifier(source, callbacks=[backup], **params).fit(X, y)
     # Epochs 0-2 were done and backed up: the refit runs the remaining three.
     assert resumed.n_iter_ == 3

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _tasks import InterruptAt
 from sklearn.datasets import load_iris
 from sklearn.exceptions import NotFittedError
 
@@ -199,16 +200,6 @@ def test_broken_source_files_give_clear_errors(tmp_path, iris):
 
 
 # -- interrupted and concurrent use ---------------------------------------------------------
-
-
-class InterruptAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_keyboard_interrupt_leaves_the_estimator_consistent(iris):
