@@ -7,24 +7,48 @@ through a ``joblib.Memory``.
 """
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._fingerprint import prefix_keys
 from ._inference import call_traced
 
+_HASH_CHUNK = 1 << 24  # bytes hashed per task when the rows are large
+
 
 def data_key(x):
     """A key for the rows ``x``: the SHA-256 of their dtype, shape and bytes.
 
-    The rows are hashed on every fit and prediction that uses ``memory``; on
-    images (hundreds of megabytes) this costs about 0.6 s with
-    ``joblib.hash`` (MD5) and two thirds of it here.
+    The rows are hashed on every fit and prediction that uses ``memory``.
+    Large arrays (images: hundreds of megabytes) are hashed in chunks of
+    16 MiB on all cores (hashlib releases the GIL), and the key is the hash
+    of the chunks' hashes: about 0.13 s for 221 MB on two cores, against
+    0.26 s in one pass and 0.39 s with ``joblib.hash`` (MD5).
     """
     x = np.ascontiguousarray(x)
+    flat = x.reshape(-1).view(np.uint8)
     digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
-    digest.update(x.reshape(-1).view(np.uint8))
+    if flat.size <= 2 * _HASH_CHUNK:
+        digest.update(flat)
+        return digest.hexdigest()
+    chunks = [flat[i : i + _HASH_CHUNK] for i in range(0, flat.size, _HASH_CHUNK)]
+    with ThreadPoolExecutor(min(len(chunks), _cores())) as pool:
+        for chunk_digest in pool.map(_sha256, chunks):
+            digest.update(chunk_digest)
     return digest.hexdigest()
+
+
+def _sha256(chunk):
+    return hashlib.sha256(chunk).digest()
+
+
+def _cores():
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def keras_layers_only(models):
@@ -108,23 +132,23 @@ def cacheable(memory, models, x):
     )
 
 
-def activations(memory, models, x, key=None):
+def activations(memory, models, x, key=None, keys=None):
     """``models`` applied in sequence to ``x`` in inference mode, as NumPy.
 
     Deep models run through shared traced functions
     (``_inference.call_traced``). With a ``joblib.Memory`` that has a
     location, results no larger than the input are cached under the models'
     key (``prefix_keys``, or ``key`` when given, which skips the search for
-    a stored shallower prefix) and the data. Each entry carries its own hash
+    a stored shallower prefix) and the data; ``keys``, when given, are the
+    models' ``prefix_keys`` computed before. Each entry carries its own hash
     and is recomputed when it does not match (a corrupt entry that still
     loads); one that fails to load is recomputed by joblib.
     """
     if not cacheable(memory, models, x):
         return call_traced(models, x)
     cached = memory.cache(_compute, ignore=["x", "models", "start"])
-    keys = None
     if key is None:
-        keys = prefix_keys(models)
+        keys = prefix_keys(models) if keys is None else keys
         key = next(reversed(keys.values()))  # that of the last layer: the whole chain
     data = data_key(x)
     start = None

@@ -196,6 +196,11 @@ _PARAMETERS_TEMPLATE = """
         from the prefix and the rest of the network run separately, equal to
         ``model_.predict`` up to float32 rounding (relative differences of
         1e-7 to 1e-5, larger where the head's weights are large).
+        When every transferred layer is frozen (for example
+        ``freeze="all"``), the fits of one source share one frozen copy of
+        it, made by the first: a search on a large backbone copies it once,
+        not once per candidate. ``model_`` is then built, as the estimator's
+        own copy, when it is first read.
 
     warm_start : bool, default=False
         If True and the estimator is fitted, ``fit`` continues training the
@@ -215,7 +220,8 @@ ATTRIBUTES_DOC = """
         The trained target network. It maps the raw ``X`` given to fit
         (float32 samples of ``input_shape_``) to the target output, input
         adapter and ``preprocess`` included, and saves as ``.keras`` with no
-        custom objects.
+        custom objects. After a fit that shared a frozen backbone (see
+        ``memory``) it is built when first read; prediction does not need it.
 
     history_ : dict of str to list of float
         Per-epoch values of ``loss`` (the full objective), ``target_loss`` and

@@ -38,9 +38,10 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     """Train the target network of ``est`` on validated, encoded data."""
     from sklearn.utils.validation import check_memory
 
-    from ._network import functional_graph, inline_nested
+    from ._network import functional_graph
     from ._objective import TransferNet
     from ._seeds import fit_seeds
+    from ._shared import flattened
     from ._source import resolve_source
     from ._source_terms import PLAIN, SOURCE_TERMS, Context
 
@@ -50,10 +51,10 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     seeds = fit_seeds(est.random_state)
     source = resolve_source(est.source)
     with naming_path(est.source):
-        source = inline_nested(source)
+        source = flattened(source)
         graph = functional_graph(source)
         _check_numeric_input(graph)
-    build = functools.partial(_build, est, source, X.shape[1:], task, seeds["init"], term)
+    build = functools.partial(_build, est, source, X.shape[1:], task, seeds["init"], term, memory)
     network, warm = _network(est, build, X)
     prefix = frozen_prefix(network, X, memory, enabled=est._cache_prefix)
     fresh = est.pretrained and not warm
@@ -110,10 +111,14 @@ def _check_numeric_input(graph):
         )
 
 
-def _build(est, source, sample_shape, task, seed, term):
+def _build(est, source, sample_shape, task, seed, term, memory):
     from ._network import build_network
+    from ._shared import shared_network
 
     with naming_path(est.source):
+        network = shared_network(est, source, sample_shape, task, seed, term, memory)
+        if network is not None:
+            return network
         return build_network(
             source,
             sample_shape=sample_shape,
@@ -173,7 +178,8 @@ def frozen_prefix(network, X, memory, enabled=True):
         first = activations(None, models, probe)
         if not np.array_equal(first, activations(None, models, probe)):
             return None
-    return activations(memory, models, X)
+    keys = None if network.shared is None else network.shared.keys
+    return activations(memory, models, X, keys=keys)
 
 
 def _inputs(network, X, prefix, source_rows, memory):

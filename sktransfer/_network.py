@@ -46,6 +46,13 @@ class Network:
     adapter_kind: str = "none"
     frozen_layers: list = field(default_factory=list)
     source_output: str = "linear"
+    shared: object = None  # the _shared.Backbone whose frozen prefix this network uses
+
+    def count_params(self):
+        parts = (self.adapter, self.frozen, self.body, self.head)
+        if self.model is not None:
+            return self.model.count_params()
+        return sum(part.count_params() for part in parts if part is not None)
 
 
 def functional_graph(model):
@@ -81,6 +88,11 @@ def _inlinable(layer):
     return type(layer).__name__ == "Functional" and type(layer).__module__.startswith("keras.")
 
 
+def has_nested(graph):
+    """Whether a functional graph holds models that ``inline_nested`` inlines."""
+    return any(_inlinable(layer) for layer in graph_layers(graph))
+
+
 def inline_nested(model):
     """``model``, or a functional copy with the layers of its nested models inlined.
 
@@ -96,7 +108,7 @@ def inline_nested(model):
     import keras
 
     graph = functional_graph(model)
-    if not any(_inlinable(layer) for layer in graph_layers(graph)):
+    if not has_nested(graph):
         return model
     copies, inlined, names, owners = [], set(), set(), [model.name]
 

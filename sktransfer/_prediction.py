@@ -194,3 +194,22 @@ def forward(model, X, *, memory=None, adapter_kind="none"):
             prefix, model, key = predictor
             X = activations(memory, prefix, X, key=key)
     return chunked(functools.partial(PREDICTORS.predict, model), X, PREDICT_BATCH)
+
+
+def forward_shared(network, X, memory=None):
+    """Outputs of a network fitted on a shared frozen backbone (``_shared``).
+
+    The backbone's prefix runs (or its outputs on ``X`` are read from
+    ``memory``, under the key predictions of a built ``model_`` use), then
+    the estimator's own head: the computation of a ``model_`` predicting
+    through the cache, so the values are the same.
+    """
+    from ._cache import activations, cacheable
+    from ._inference import call_traced
+
+    prefix = network.shared.models
+    if cacheable(memory, prefix, X):
+        features = activations(memory, prefix, X, key=network.shared.predict_key)
+    else:
+        features = call_traced(prefix, X)
+    return chunked(functools.partial(PREDICTORS.predict, network.head), features, PREDICT_BATCH)

@@ -146,14 +146,14 @@ def compatible(a, b):
 
 def reusable(network):
     """Whether a spare traced copy of ``network`` is worth its memory."""
-    return network.model.count_params() <= _MAX_PARAMS
+    return network.count_params() <= _MAX_PARAMS
 
 
 def _keep_worker(key, network):
     """Whether this fit builds a worker: small networks at once, others when seen before."""
     seen = SEEN.get(key, False)
     SEEN.put(key, True)
-    return seen or network.model.count_params() <= _SMALL_PARAMS
+    return seen or network.count_params() <= _SMALL_PARAMS
 
 
 def _worker_for(net, settings, key, make_twin, batches):

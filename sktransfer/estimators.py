@@ -19,6 +19,7 @@ from ._compat import check_sample_weight
 from ._docstrings import ATTRIBUTES_DOC as _ATTRIBUTES_DOC
 from ._docstrings import PARAMETERS_DOC as _PARAMETERS_DOC
 from ._fit import Task, run_fit
+from ._shared import MaterialisedModel
 from ._source import clone_sharing_source
 from ._source_terms import SOURCE_TERMS, SourceData
 from ._validation import check_choice, check_flag, check_number, validate_samples
@@ -72,6 +73,8 @@ class BaseTransfer(BaseEstimator):
     # Precompute the frozen prefix's outputs when it is safe (tests turn it off
     # to check that both paths train the same network).
     _cache_prefix = True
+    # Built on first read after a fit that shared a frozen backbone (_shared).
+    model_ = MaterialisedModel()
     # Fitted attributes that are plain data (persistence saves them); with
     # model_ and the training network _network they are the fitted state.
     _fitted_attributes = (
@@ -145,6 +148,8 @@ class BaseTransfer(BaseEstimator):
         return clone_sharing_source(self)
 
     def __getstate__(self):
+        if "_network" in vars(self):
+            getattr(self, "model_", None)  # a fit on a shared backbone builds its copy here
         state = super().__getstate__()
         # The training network shares layers with model_; pickle keeps model_ alone.
         state.pop("_network", None)
@@ -211,9 +216,12 @@ class BaseTransfer(BaseEstimator):
 
     def _checked_rows(self, X, sample_weight):
         """X in float32 range, and finite non-negative weights, as the network takes them."""
-        if X.size and np.abs(X).max() > _FLOAT32_MAX:
+        # Finite float32 values (checked by validation) are in range by type;
+        # two reductions need no temporary array the size of X.
+        peak = 0.0 if X.dtype == np.float32 or not X.size else max(-X.min(), X.max())
+        if peak > _FLOAT32_MAX:
             raise ValueError(
-                f"X holds values up to {np.abs(X).max():.3g}, beyond the float32 range "
+                f"X holds values up to {peak:.3g}, beyond the float32 range "
                 f"(+-{_FLOAT32_MAX:.3g}) the network computes in; rescale X to the scale "
                 "the source was trained on"
             )
@@ -227,7 +235,8 @@ class BaseTransfer(BaseEstimator):
 
     def _set_fitted(self, fitted):
         network = fitted.network
-        self.model_ = network.model
+        if network.model is not None:  # else built on first read (_shared)
+            self.model_ = network.model
         self._network = network
         self.history_ = fitted.history
         self.n_iter_ = len(fitted.history["loss"])
@@ -268,11 +277,13 @@ class BaseTransfer(BaseEstimator):
     def _forward(self, X):
         from sklearn.utils.validation import check_memory
 
-        from ._prediction import forward
+        from ._prediction import forward, forward_shared
 
         check_is_fitted(self)
         X = validate_samples(self, X, reset=False, dtype=_FLOATS).astype(np.float32, copy=False)
         memory = None if self.memory is None else check_memory(self.memory)
+        if "model_" not in vars(self):  # fitted on a shared backbone: its prefix, own head
+            return forward_shared(self._network, X, memory)
         return forward(self.model_, X, memory=memory, adapter_kind=self.input_adapter_)
 
 
