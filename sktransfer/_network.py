@@ -49,9 +49,8 @@ class Network:
     shared: object = None  # the _shared.Backbone whose frozen prefix this network uses
 
     def count_params(self):
+        """Parameters of the target network (``model``'s, also before it is built)."""
         parts = (self.adapter, self.frozen, self.body, self.head)
-        if self.model is not None:
-            return self.model.count_params()
         return sum(part.count_params() for part in parts if part is not None)
 
 

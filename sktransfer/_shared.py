@@ -18,12 +18,14 @@ the source: the same weights, the same seeds drawn in the same order.
 """
 
 import dataclasses
+import hashlib
 import json
 import threading
 
 import numpy as np
 
 from ._reuse import Registry
+from ._seeds import draw_seed
 
 _BACKBONES = Registry(2)  # a backbone's weights can be large: keep few
 _FLATTENED = Registry(2)  # source key -> its nested models inlined
@@ -66,7 +68,7 @@ def shared_network(est, source, sample_shape, task, seed, term, memory):
         return None
     rng = np.random.default_rng(seed)
     for _ in range(backbone.draws):  # as many as copying the source draws, in order
-        _draw(rng)
+        draw_seed(rng)
     shape = tuple(backbone.frozen.output.shape[1:])
     head = _head(shape, head_units(est.head), task.n_outputs, task.activation, rng)
     return Network(
@@ -95,12 +97,6 @@ def flattened(source):
     if not has_nested(functional_graph(source)):
         return source
     return _FLATTENED.setdefault(model_key(source), lambda: inline_nested(source))
-
-
-def _draw(rng):
-    from ._seeds import draw_seed
-
-    draw_seed(rng)
 
 
 def _may_share(est, term, memory):
@@ -242,8 +238,6 @@ def _preprocess_key(preprocess):
     """A key for the ``preprocess`` parameter: a name, or a layer's class, config and weights."""
     if preprocess is None or isinstance(preprocess, str):
         return repr(preprocess)
-    import hashlib
-
     digest = hashlib.sha256(type(preprocess).__qualname__.encode())
     digest.update(json.dumps(preprocess.get_config(), sort_keys=True, default=str).encode())
     for value in preprocess.get_weights():
