@@ -53,7 +53,10 @@ class TransferNet(keras.Model):
     """
 
     def __init__(self, network, *, task, alpha, prepared, prefix_cached=False):
-        super().__init__()
+        # A fixed name: an automatic one is new for every fit, and so are the
+        # names of the variables below, which TensorFlow keeps native memory
+        # for (see _trainer.optimizer_class).
+        super().__init__(name="sktransfer_training")
         term = prepared.term
         self.network = network
         # When the frozen prefix ran ahead, the adapter and the prefix take no

@@ -10,6 +10,7 @@ XLA-compiled training steps (``jit_compiled``).
 
 import contextlib
 import copy
+import functools
 import threading
 import time
 import warnings
@@ -62,8 +63,14 @@ class Training:
         return (self.optimizer, self.source_lr_scale, self.early_stopping, self.n_iter_no_change)
 
 
+@functools.cache
 def optimizer_class(name):
-    """The Keras optimizer class named ``name``; a clear error for a bad name."""
+    """The Keras optimizer class named ``name``; a clear error for a bad name.
+
+    Kept per name: finding the class builds an optimizer, whose variables
+    get a new automatic name each time, and TensorFlow keeps native memory
+    for every variable name it has seen (about 35 KiB each).
+    """
     import keras
 
     try:
@@ -94,7 +101,8 @@ def make_optimizer(settings, net):
     cls = scaled_optimizer(
         optimizer_class(settings.optimizer), transferred, settings.source_lr_scale
     )
-    return cls(learning_rate=settings.learning_rate)
+    # A fixed name: automatic ones differ per optimizer (see optimizer_class).
+    return cls(learning_rate=settings.learning_rate, name="sktransfer_optimizer")
 
 
 def steps_per_execution(settings, batches):

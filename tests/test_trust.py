@@ -257,7 +257,7 @@ def _process_counts():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 def test_long_unattended_search_stays_flat(iris):
-    """230 fits, as a long search runs them: flat memory, no new files or threads."""
+    """180 fits, as a long search runs them: flat memory, no new files or threads."""
     import gc
 
     X, y = iris
@@ -268,22 +268,25 @@ def test_long_unattended_search_stays_flat(iris):
         params = dict(freeze=i % 2, alpha=0.3 * (i % 3))
         TransferClassifier(source, epochs=1, random_state=i, **params).fit(X, y).predict(X)
 
-    for i in range(30):
+    for i in range(60):  # the caches of traced networks fill up in the first 40 or so
         fit(i)
     gc.collect()
     rss0, fds0, threads0 = _process_counts()
-    for i in range(30, 230):
+    for i in range(60, 180):
         fit(i)
     gc.collect()
     rss1, fds1, threads1 = _process_counts()
-    growth = (rss1 - rss0) / 200
+    growth = (rss1 - rss0) / 120
     print(
-        f"230 fits: RSS growth {growth:.3f} MiB per fit, fds {fds0}->{fds1}, "
+        f"180 fits: RSS growth {growth:.3f} MiB per fit, fds {fds0}->{fds1}, "
         f"threads {threads0}->{threads1}"
     )
-    # The target of benchmarks row 7; these fits grow about 0.15-0.21 MiB
-    # each (docs/benchmarks.md), where hand-written Keras grows about 6.
-    assert growth < 0.5
+    # Flat: about 0.00 MiB per fit once the caches are full (docs/benchmarks.md,
+    # row 7). A Keras object created with an automatic name in every fit
+    # (a new optimizer, an unnamed training model) made these fits grow
+    # about 0.14 MiB each, which this bound catches; hand-written Keras
+    # grows about 6.
+    assert growth < 0.1
     assert fds1 <= fds0 and threads1 <= threads0
 
 
