@@ -520,12 +520,8 @@ def build_network(
     target_head = _head(
         tuple(cut_tensor.shape[1:]), head_units(head), n_outputs, output_activation, rng
     )
-    x = inputs = keras.Input(sample_shape, name="X")
-    for part in (adapter, frozen, rest, target_head):
-        if part is not None:
-            x = part(x)
     net = Network(
-        model=keras.Model(inputs, x, name="sktransfer_target"),
+        model=target_model(sample_shape, (adapter, frozen, rest, target_head)),
         adapter=adapter,
         frozen=frozen,
         body=rest,
@@ -541,6 +537,17 @@ def build_network(
         net.teacher.set_weights(source.get_weights())
         net.teacher.trainable = False
     return net
+
+
+def target_model(sample_shape, parts):
+    """The target network: a sample of X through ``parts`` in order (None skipped)."""
+    import keras
+
+    x = inputs = keras.Input(tuple(sample_shape), name="X")
+    for part in parts:
+        if part is not None:
+            x = part(x)
+    return keras.Model(inputs, x, name="sktransfer_target")
 
 
 def _cut_index(source, cut, layers):

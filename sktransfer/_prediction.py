@@ -204,12 +204,7 @@ def forward_shared(network, X, memory=None):
     the estimator's own head: the computation of a ``model_`` predicting
     through the cache, so the values are the same.
     """
-    from ._cache import activations, cacheable
-    from ._inference import call_traced
+    from ._cache import activations
 
-    prefix = network.shared.models
-    if cacheable(memory, prefix, X):
-        features = activations(memory, prefix, X, key=network.shared.predict_key)
-    else:
-        features = call_traced(prefix, X)
+    features = activations(memory, network.shared.models, X, key=network.shared.predict_key)
     return chunked(functools.partial(PREDICTORS.predict, network.head), features, PREDICT_BATCH)

@@ -247,9 +247,7 @@ def _preprocess_key(preprocess):
 
 def materialise(network, sample_shape):
     """A private copy of a shared network: its own frozen prefix and a full ``model``."""
-    import keras
-
-    from ._network import clone_model
+    from ._network import clone_model, target_model
 
     def own(model):
         if model is None:
@@ -259,11 +257,7 @@ def materialise(network, sample_shape):
         return copy
 
     adapter, frozen = own(network.adapter), own(network.frozen)
-    x = inputs = keras.Input(tuple(sample_shape), name="X")
-    for part in (adapter, frozen, network.body, network.head):
-        if part is not None:
-            x = part(x)
-    model = keras.Model(inputs, x, name="sktransfer_target")
+    model = target_model(sample_shape, (adapter, frozen, network.body, network.head))
     return dataclasses.replace(network, model=model, adapter=adapter, frozen=frozen, shared=None)
 
 
