@@ -86,15 +86,19 @@ def call_traced(models, x):
     ``_TRACED_MIN_LAYERS`` layers runs through its architecture's traced
     *twin*, a copy kept between fits (``PASSES``), with the model's weights
     copied in; the values are those of ``call_batched``, to float32
-    rounding. Shallower models, and every model on backends other than
+    rounding. Shallower models, every model on backends other than
     TensorFlow (where a traced function may donate the buffers that a copy
-    shares), run as in ``call_batched``.
+    shares) and every model under a ``tf.distribute`` strategy run as in
+    ``call_batched``.
     """
     import keras
 
+    from ._distribution import current
     from ._reuse import copy_variables
 
-    if keras.backend.backend() != "tensorflow":
+    # Under a tf.distribute strategy a twin's predict_on_batch would run on
+    # every replica, and the twin would stay tied to the strategy.
+    if keras.backend.backend() != "tensorflow" or current() is not None:
         return call_batched(models, x)
     for model in models:
         if len(model.layers) < _TRACED_MIN_LAYERS:

@@ -7,6 +7,8 @@ Written with ``keras.ops`` only, as a ``keras.Model`` that overrides
 import keras
 from keras import ops
 
+from ._distribution import batch_reduction
+
 _EPS = 1e-7
 
 
@@ -120,16 +122,19 @@ class TransferNet(keras.Model):
         return self.term.forward(self, x, training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y, out, source = self.term.split(self, y, y_pred)
+        # Under a distribution each mean is taken over the whole batch,
+        # whichever device holds which rows (see _distribution.Reduction).
+        reduce = batch_reduction(sample_weight)
+        y, out, source = self.term.split(self, y, y_pred, reduce)
         per_sample = self._target_loss(y, out)
         if sample_weight is None:
-            target = ops.mean(per_sample)
+            target = reduce.rows_mean(per_sample)
         else:
-            weight = ops.cast(ops.reshape(sample_weight, ops.shape(per_sample)), out.dtype)
-            target = ops.sum(per_sample * weight) / ops.maximum(ops.sum(weight), _EPS)
+            weight = ops.reshape(reduce.weight(sample_weight), ops.shape(per_sample))
+            target = reduce.weighted_mean(per_sample, ops.cast(weight, out.dtype))
         loss = (1.0 - self.alpha) * target + self.alpha * source
         if self.losses:
             loss = loss + ops.sum(self.losses)
         self.target_tracker.update_state(target)
         self.source_tracker.update_state(source)
-        return loss
+        return reduce.loss(loss)

@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from ._distribution import mirrored, predict_unreplicated
 from ._inference import chunked
 from ._reuse import Registry, compatible, copy_variables
 
@@ -37,6 +38,10 @@ class Predictors:
     On JAX nothing is copied: the twin's compiled function takes the model's
     weights as arguments (see ``_predict_jax``), so every fitted model of an
     architecture shares one compilation, however often it predicts.
+
+    Under a ``tf.distribute`` strategy, and for a model built under one,
+    predictions run once, on one device, through the model's own traced
+    call (see ``_distribution.mirrored``), and no twin is made there.
     """
 
     def __init__(self, size=8):
@@ -81,6 +86,8 @@ class Predictors:
 
         if keras.backend.backend() == "jax":
             return self._predict_jax(model, x)
+        if keras.backend.backend() == "tensorflow" and mirrored(model):
+            return predict_unreplicated(model, x)
         if keras.backend.backend() != "tensorflow" or self._hot(model):
             return np.asarray(model.predict_on_batch(x))
         twin, lock = self._twin(model)

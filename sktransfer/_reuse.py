@@ -179,9 +179,14 @@ def train_reusing(net, settings, key, make_twin, **phases):
     ``key`` is the configuration's ``WorkerKey``, or None for a fit that
     trains its own network (a warm start, a head warm-up, a large network);
     ``make_twin`` builds a fresh training network of the configuration.
+    A worker serves the fits of one distribution (or of one device): its
+    variables were made for it.
     """
+    from ._distribution import key as distribution_key
     from ._trainer import train_phases
 
+    if key is not None:
+        key = (key, distribution_key())
     worker = None if key is None else _worker_for(net, settings, key, make_twin, phases["batches"])
     if worker is None:
         return train_phases(net, settings, **phases)

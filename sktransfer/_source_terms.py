@@ -75,8 +75,11 @@ class SourceTerm:
         """The network's outputs in training, as the loss reads them."""
         return net.target_output(net.adapt(x, training), training)
 
-    def split(self, net, y, y_pred):
-        """``(y_target, target_output, L_source)`` from the targets and outputs."""
+    def split(self, net, y, y_pred, reduce):
+        """``(y_target, target_output, L_source)`` from the targets and outputs.
+
+        ``reduce`` takes the batch means (``_distribution.Reduction``).
+        """
         from keras import ops
 
         return y, y_pred, ops.zeros((), dtype=y_pred.dtype)
@@ -96,12 +99,13 @@ def variance(values):
     return value if value > 1e-12 else 1.0
 
 
-def distill_loss(teacher, student, kind, scale):
+def distill_loss(teacher, student, kind, scale, mean=None):
     """Batch mean of the distillation distance between source-head outputs.
 
     ``kind`` is the source output's activation: KL(teacher || student) for
     softmax, the mean Bernoulli KL over units for sigmoid, and the squared
     error divided by the teacher outputs' variance (``scale``) otherwise.
+    ``mean`` takes the mean over the batch's rows (by default ``ops.mean``).
     """
     from keras import ops
 
@@ -129,7 +133,7 @@ def distill_loss(teacher, student, kind, scale):
     else:
         diff = ops.reshape(student - teacher, (ops.shape(student)[0], -1))
         per_sample = ops.mean(ops.square(diff), axis=-1) / scale
-    return ops.mean(per_sample)
+    return ops.mean(per_sample) if mean is None else mean(per_sample)
 
 
 class Distill(SourceTerm):
@@ -187,13 +191,13 @@ class Distill(SourceTerm):
             return out, student
         return out, student, ops.stop_gradient(net.teacher(adapted, training=False))
 
-    def split(self, net, y, y_pred):
+    def split(self, net, y, y_pred, reduce):
         if net.teacher is None:
             (y, teacher), (out, student) = y, y_pred
         else:
             out, student, teacher = y_pred
         kind = net.network.source_output
-        return y, out, distill_loss(teacher, student, kind, net.scale)
+        return y, out, distill_loss(teacher, student, kind, net.scale, reduce.rows_mean)
 
 
 class L2SP(SourceTerm):
@@ -232,7 +236,7 @@ class L2SP(SourceTerm):
             shape=(), initializer=constant(norm), trainable=False, name="anchor_norm"
         )
 
-    def split(self, net, y, y_pred):
+    def split(self, net, y, y_pred, reduce):
         from keras import ops
 
         anchored = [
@@ -250,17 +254,20 @@ class L2SP(SourceTerm):
 
 
 def source_task_loss(kind, sparse):
-    """Per-batch loss ``f(y, p, scale)`` of the source head on source labels."""
+    """Per-batch loss ``f(y, p, scale, mean)`` of the source head on source labels,
+    ``mean`` taking the mean over the batch."""
     import keras
     from keras import ops
 
     if kind == "softmax":
         if sparse:
-            return lambda y, p, scale: ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
-        return lambda y, p, scale: ops.mean(keras.losses.categorical_crossentropy(y, p))
+            return lambda y, p, scale, mean: mean(
+                keras.losses.sparse_categorical_crossentropy(y, p)
+            )
+        return lambda y, p, scale, mean: mean(keras.losses.categorical_crossentropy(y, p))
     if kind == "sigmoid":
-        return lambda y, p, scale: ops.mean(keras.losses.binary_crossentropy(y, p))
-    return lambda y, p, scale: ops.mean(ops.square(p - y)) / scale
+        return lambda y, p, scale, mean: mean(keras.losses.binary_crossentropy(y, p))
+    return lambda y, p, scale, mean: mean(ops.square(p - y)) / scale
 
 
 class Joint(SourceTerm):
@@ -305,9 +312,9 @@ class Joint(SourceTerm):
         source_features = net.features(x_source, training)
         return out, net.source_out(source_features, training)
 
-    def split(self, net, y, y_pred):
+    def split(self, net, y, y_pred, reduce):
         (y, y_source), (out, source_out) = y, y_pred
-        return y, out, net.source_task_loss(y_source, source_out, net.scale)
+        return y, out, net.source_task_loss(y_source, source_out, net.scale, reduce.mean)
 
 
 SOURCE_TERMS = {term.name: term for term in (Distill(), L2SP(), Joint())}

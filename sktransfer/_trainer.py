@@ -113,6 +113,10 @@ def steps_per_execution(settings, batches):
     same updates in the same order. User callbacks keep one step per
     call, so their batch hooks see every batch.
     """
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return 1
     return 1 if settings.callbacks else batches.steps_per_epoch
 
 
@@ -158,21 +162,25 @@ def _phase_callbacks(settings, callbacks, warmup_phase):
 
 def _run_phase(net, settings, batches, validation, start, stop, callbacks):
     """Train epochs ``start`` to ``stop``; the per-epoch logs."""
+    from . import _distribution
+
     batches.first_epoch, batches.epochs = start, stop - start
     if not (callbacks or validation is not None or settings.verbose):
         logs = train_epochs(net, batches)
         if logs is not None:
             return logs
-    return net.fit(
-        batches,
-        steps_per_epoch=batches.steps_per_epoch,
-        validation_data=validation,
-        initial_epoch=start,
-        epochs=stop,
-        shuffle=False,  # Batches shuffles with its own seeded generator
-        callbacks=callbacks,
-        verbose=settings.verbose,
-    ).history
+    spread = _distribution.current()
+    with _distribution.feeding(spread):
+        return net.fit(
+            _distribution.feed(batches, spread),
+            steps_per_epoch=batches.steps_per_epoch,
+            validation_data=_distribution.feed(validation, spread),
+            initial_epoch=start,
+            epochs=stop,
+            shuffle=False,  # Batches shuffles with its own seeded generator
+            callbacks=callbacks,
+            verbose=settings.verbose,
+        ).history
 
 
 def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
@@ -305,17 +313,27 @@ def train_epochs(net, batches):
     same updates, in the same order, on the same values, as ``fit`` on
     ``batches``. Returns the per-epoch logs as ``fit``'s
     history would hold them, or None where this does not apply (another
-    backend, source rows streamed alongside, unordered or too large data, a
-    Keras without the expected internals); the caller then uses ``fit``.
+    backend, a ``tf.distribute`` strategy, source rows streamed alongside,
+    unordered or too large data, a Keras without the expected internals);
+    the caller then uses ``fit``. (Under a strategy each step must run on
+    every replica's share of the batch through ``strategy.run``, and
+    TensorFlow 2.21 cannot run that inside a traced loop: see
+    ``_distribution.steps_per_execution``.)
 
     The traced loop is kept with the network, so a worker (see ``_reuse``)
     traces it once for all its fits.
     """
     import keras
 
+    from ._distribution import current
+
     if keras.backend.backend() != "tensorflow" or batches.source is not None:
         return None
-    if batches.seed is None:
+    if batches.seed is None or current() is not None:
+        return None
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
         return None
     tuple_targets = isinstance(batches.y, tuple)
     targets = batches.y if tuple_targets else (batches.y,)
