@@ -130,72 +130,83 @@ class Reduction:
         return loss
 
 
-class ReplicaReduction(Reduction):
-    """TensorFlow: each replica holds part of the batch, and Keras sums the
-    replicas' gradients of the returned loss.
+class SpreadReduction(Reduction):
+    """Under a distribution: means over the real rows of the whole batch.
 
-    Each replica's means are taken over the whole batch (its sums divided by
-    totals summed over the replicas, times the number of replicas), so that
-    the average over replicas is the mean over the batch however its rows
-    split (a batch of 15 rows splits 8 and 7 over 2 replicas); the loss
-    returned is divided by the number of replicas, as Keras' own losses
-    are, so that the summed gradients are those of the batch's loss.
-    (Without that division each replica's full loss made the summed
-    gradients twice as large on 2 replicas: Adam, nearly blind to the scale
-    of its gradients, moved predictions by about 1e-3, plain SGD would have
-    taken steps twice as long.)
+    The batch reaches the devices padded to a multiple of their number, its
+    padding rows marked by a NaN sample weight (see ``Fed``); they count in
+    no mean. On JAX one program sees the whole batch. On TensorFlow each of
+    the ``replicas`` sees its part, and Keras sums their gradients: each
+    replica's means divide its sums by totals over all replicas, times the
+    number of replicas, so that the replicas' average is the batch's mean,
+    and the loss returned is divided by the number of replicas, as Keras'
+    own losses are. (Without that division the summed gradients were twice
+    as large on 2 replicas: Adam, nearly blind to the scale of its
+    gradients, moved predictions by about 1e-3; plain SGD took steps twice
+    as long.)
     """
 
-    def __init__(self, context):
+    def __init__(self, sample_weight, context=None):
+        from keras import ops
+
         self.context = context
-        self.replicas = context.num_replicas_in_sync
+        self.replicas = 1 if context is None else context.num_replicas_in_sync
+        self.rows = None if sample_weight is None else ops.logical_not(ops.isnan(sample_weight))
 
     def _total(self, value):
-        return self.context.all_reduce("SUM", value)
+        """``value`` summed over the replicas."""
+        return value if self.context is None else self.context.all_reduce("SUM", value)
 
-    def weighted_mean(self, values, weight):
+    def _per_replica(self, total, floor):
         from keras import ops
 
-        total = ops.maximum(self._total(ops.sum(weight)) / self.replicas, _EPS)
-        return ops.sum(values * weight) / total
+        return ops.maximum(self._total(total) / self.replicas, floor)
 
-    def mean(self, values):
+    def _mask(self, values):
         from keras import ops
 
-        count = ops.cast(ops.size(values), values.dtype)
-        return ops.sum(values) / ops.maximum(self._total(count) / self.replicas, 1.0)
-
-    rows_mean = mean
-
-    def loss(self, loss):
-        from keras import ops
-
-        # Keras averages the replicas' losses weighted by their rows for
-        # history_: each replica reports the batch's loss (the mean of theirs)
-        # and keeps the gradient of its own.
-        batch = self._total(ops.stop_gradient(loss)) / self.replicas
-        return (loss + ops.stop_gradient(batch - loss)) / self.replicas
-
-
-class PaddedReduction(Reduction):
-    """JAX: one program sees the whole batch, whose padding rows (see ``feed``)
-    carry a NaN sample weight; they count in no mean."""
-
-    def __init__(self, sample_weight):
-        from keras import ops
-
-        self.rows = ops.logical_not(ops.isnan(sample_weight))
+        if self.rows is None:
+            return ops.ones_like(values)
+        return ops.cast(ops.reshape(self.rows, ops.shape(values)), values.dtype)
 
     def weight(self, sample_weight):
         from keras import ops
 
         return ops.where(self.rows, sample_weight, ops.zeros_like(sample_weight))
 
+    def weighted_mean(self, values, weight):
+        from keras import ops
+
+        return ops.sum(values * weight) / self._per_replica(ops.sum(weight), _EPS)
+
     def rows_mean(self, values):
         from keras import ops
 
-        rows = ops.cast(ops.reshape(self.rows, ops.shape(values)), values.dtype)
-        return ops.sum(values * rows) / ops.maximum(ops.sum(rows), 1.0)
+        rows = self._mask(values)
+        return ops.sum(values * rows) / self._per_replica(ops.sum(rows), 1.0)
+
+    def mean(self, values):
+        from keras import ops
+
+        count = ops.cast(ops.size(values), values.dtype)
+        return ops.sum(values) / self._per_replica(count, 1.0)
+
+    def loss(self, loss):
+        """The loss to differentiate, with the value Keras' ``loss`` log should add up.
+
+        Keras logs the mean of the batches' losses weighted by their rows,
+        padding rows included, so each replica reports the batch's loss
+        scaled by its share of real rows; ``Fed.logs`` scales the epoch's
+        mean back. The gradient is that of the replica's own loss.
+        """
+        from keras import ops
+
+        batch = self._total(ops.stop_gradient(loss)) / self.replicas
+        if self.rows is not None:
+            rows = ops.cast(self.rows, loss.dtype)
+            padded = ops.cast(ops.size(rows), loss.dtype)
+            batch = batch * self._total(ops.sum(rows)) / self._total(padded)
+        return (loss + ops.stop_gradient(batch - loss)) / self.replicas
 
 
 LOCAL = Reduction()
@@ -211,38 +222,29 @@ def batch_reduction(sample_weight):
 
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            return ReplicaReduction(context)
-    elif backend == "jax" and sample_weight is not None:
+            return SpreadReduction(sample_weight, context)
+    elif backend == "jax":
         spread = current()
         if spread is not None and spread.shards > 1:
-            return PaddedReduction(sample_weight)
+            return SpreadReduction(sample_weight)
     return LOCAL
 
 
-# -- feeding batches to several devices and hosts (JAX) -------------------------------
-
-
-def feed(batches, spread):
-    """``batches`` as this process passes them to ``fit`` under ``spread``.
-
-    Unchanged on one device and under TensorFlow, whose strategies split
-    uneven batches themselves; on JAX, a ``Fed`` view of them.
-    """
-    if batches is None or spread is None or spread.backend != "jax":
-        return batches
-    return Fed(batches, spread).dataset
+# -- feeding batches to the devices ----------------------------------------------------
 
 
 class Fed:
-    """A ``Batches`` as this process feeds it to a JAX distribution.
+    """``Batches`` as this process feeds them to ``fit`` under a distribution.
 
-    Keras shards each batch along the distribution's batch axis, which needs
-    a number of rows that the devices divide: a shorter batch (the last of
-    an epoch) gets padding rows, copies of its first rows with a NaN sample
-    weight, which ``PaddedReduction`` leaves out of every mean. On several
-    hosts each process passes only its own rows of every batch (the rows
-    that its devices hold), and Keras joins the processes' rows into the
-    batch that a fit on one device trains on.
+    Each batch is padded to a number of rows that the devices divide: Keras
+    shards a JAX batch only so, and on TensorFlow a batch that splits
+    unevenly fails in Keras 3.15 ("Inputs to operation AddN ... must have
+    the same size", when ``fit`` starts). The padding rows are copies of
+    the batch's first rows with a NaN sample weight, which
+    ``SpreadReduction`` leaves out of every mean. On several hosts (JAX)
+    each process passes only its own rows of every batch (those its devices
+    hold), and Keras joins the processes' rows into the batch that a fit on
+    one device trains on.
     """
 
     def __init__(self, batches, spread):
@@ -267,6 +269,15 @@ class Fed:
 
         self.dataset = Dataset()
 
+    def _padded(self, n):
+        return -(-n // self.spread.shards) * self.spread.shards
+
+    def padding_factor(self):
+        """Rows an epoch feeds, padding included, per row of the data."""
+        n, size = len(self.batches.x), self.batches.batch_size
+        full, last = divmod(n, size)
+        return (full * self._padded(size) + (self._padded(last) if last else 0)) / n
+
     def batch(self, data):
         from ._batches import take
 
@@ -282,10 +293,9 @@ class Fed:
         from ._batches import take
 
         n = len(weight)
-        padded = -(-n // self.spread.shards) * self.spread.shards
+        padded = self._padded(n)
         if padded > n:
-            fill = np.arange(padded - n) % n
-            rows = np.concatenate([np.arange(n), fill])
+            rows = np.concatenate([np.arange(n), np.arange(padded - n) % n])
             x, y = take(x, rows), take(y, rows)
             weight = np.concatenate([weight, np.full(padded - n, np.nan, weight.dtype)])
         mine = self._own_rows(padded)
@@ -296,10 +306,7 @@ class Fed:
         if self.spread.processes == 1:
             return slice(None)
         layout = self.spread.handle.get_data_layout((n,)).backend_layout
-        held = {
-            index[0].indices(n)[:2]
-            for index in layout.addressable_devices_indices_map((n,)).values()
-        }
+        held = {i[0].indices(n)[:2] for i in layout.addressable_devices_indices_map((n,)).values()}
         start, stop = min(a for a, _ in held), max(b for _, b in held)
         if sum(b - a for a, b in held) != stop - start:
             raise ValueError(
@@ -309,8 +316,29 @@ class Fed:
         return slice(start, stop)
 
 
+def train(net, batches, validation, spread, **fit_args):
+    """``net.fit`` on ``batches`` (and ``validation``) under ``spread``; the history.
+
+    Keras' ``loss`` log weighs each batch by its rows, padding included
+    (``SpreadReduction.loss``): it is scaled back to the rows of the data.
+    """
+    fed = Fed(batches, spread)
+    checked = None if validation is None else Fed(validation, spread)
+    with _feeding(spread):
+        history = net.fit(
+            fed.dataset,
+            steps_per_epoch=batches.steps_per_epoch,
+            validation_data=None if checked is None else checked.dataset,
+            **fit_args,
+        ).history
+    for name, feed in (("loss", fed), ("val_loss", checked)):
+        if name in history:
+            history[name] = [v * feed.padding_factor() for v in history[name]]
+    return history
+
+
 @contextlib.contextmanager
-def feeding(spread):
+def _feeding(spread):
     """The distribution ``fit`` runs under while sktransfer feeds it (see ``Fed``).
 
     Across processes, Keras would itself split data among them, which it
@@ -368,6 +396,49 @@ def predict_unreplicated(model, x):
         call = _CALLS.get(model)
         if call is None:
             ref = weakref.ref(model)
-            call = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+            spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
+            call = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
             _CALLS[model] = call
     return np.asarray(call(x))
+
+
+# -- warm starts -------------------------------------------------------------------
+
+
+def check_warm_start(network):
+    """Refuse to go on training ``network`` under another distribution than its own.
+
+    A network's variables are made for the distribution it was built under
+    (mirrored in a strategy's scope, laid out over a JAX mesh), and Keras
+    cannot train them under another one.
+    """
+    import keras
+
+    # A shared frozen backbone (see _shared) only ever runs ahead of training.
+    frozen = network.frozen if network.shared is None else None
+    parts = (network.adapter, frozen, network.body, network.head, network.source_head)
+    variables = [v for part in parts if part is not None for v in part.variables]
+    spread = current()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        mirrored = any(isinstance(v.value, tf.distribute.DistributedValues) for v in variables)
+        if spread is None:
+            fits = not mirrored
+        else:
+            fits = all(
+                spread.handle.extended.variable_created_in_scope(v.value) for v in variables
+            )
+    elif keras.backend.backend() == "jax" and spread is not None:
+        devices = set(np.ravel(spread.handle.device_mesh.devices))
+        fits = all(set(v.value.sharding.device_set) == devices for v in variables)
+    else:
+        fits = True
+    if not fits:
+        where = "on one device" if spread is None else "under a distribution"
+        raise ValueError(
+            f"warm_start=True goes on training the fitted network, whose variables belong "
+            f"to the distribution (or the single device) it was built under, and this fit "
+            f"runs {where}. Fit it again with warm_start=False, or go on under the "
+            "distribution it was first fitted under"
+        )

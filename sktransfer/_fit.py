@@ -38,6 +38,7 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
     """Train the target network of ``est`` on validated, encoded data."""
     from sklearn.utils.validation import check_memory
 
+    from ._distribution import check_warm_start
     from ._network import functional_graph
     from ._objective import TransferNet
     from ._seeds import fit_seeds
@@ -56,6 +57,8 @@ def run_fit(est, X, y, sample_weight, task, source_data=None):
         _check_numeric_input(graph)
     build = functools.partial(_build, est, source, X.shape[1:], task, seeds["init"], term, memory)
     network, warm = _network(est, build, X)
+    if warm:
+        check_warm_start(network)
     prefix = frozen_prefix(network, X, memory, enabled=est._cache_prefix)
     fresh = est.pretrained and not warm
     context = Context(network, graph, X, y, source_data, memory, prefix, fresh)

@@ -169,18 +169,19 @@ def _run_phase(net, settings, batches, validation, start, stop, callbacks):
         logs = train_epochs(net, batches)
         if logs is not None:
             return logs
+    fit_args = dict(
+        initial_epoch=start,
+        epochs=stop,
+        shuffle=False,  # Batches shuffles with its own seeded generator
+        callbacks=callbacks,
+        verbose=settings.verbose,
+    )
     spread = _distribution.current()
-    with _distribution.feeding(spread):
-        return net.fit(
-            _distribution.feed(batches, spread),
-            steps_per_epoch=batches.steps_per_epoch,
-            validation_data=_distribution.feed(validation, spread),
-            initial_epoch=start,
-            epochs=stop,
-            shuffle=False,  # Batches shuffles with its own seeded generator
-            callbacks=callbacks,
-            verbose=settings.verbose,
-        ).history
+    if spread is not None:
+        return _distribution.train(net, batches, validation, spread, **fit_args)
+    return net.fit(
+        batches, steps_per_epoch=batches.steps_per_epoch, validation_data=validation, **fit_args
+    ).history
 
 
 def train_phases(net, settings, *, batches, validation, warmup, compiled=False):
