@@ -111,13 +111,12 @@ def steps_per_execution(settings, batches):
     Running an epoch's steps in one graph loop removes Keras' per-step
     dispatch, most of a step's cost on small networks, and computes the
     same updates in the same order. User callbacks keep one step per
-    call, so their batch hooks see every batch.
+    call, so their batch hooks see every batch; so do fits under a
+    ``tf.distribute`` strategy (see ``_distribution.steps_per_execution``).
     """
-    import tensorflow as tf
+    from ._distribution import steps_per_execution as spread_steps
 
-    if tf.distribute.has_strategy():
-        return 1
-    return 1 if settings.callbacks else batches.steps_per_epoch
+    return spread_steps(1 if settings.callbacks else batches.steps_per_epoch)
 
 
 def jit_compiled():
@@ -331,10 +330,6 @@ def train_epochs(net, batches):
     if keras.backend.backend() != "tensorflow" or batches.source is not None:
         return None
     if batches.seed is None or current() is not None:
-        return None
-    import tensorflow as tf
-
-    if tf.distribute.has_strategy():
         return None
     tuple_targets = isinstance(batches.y, tuple)
     targets = batches.y if tuple_targets else (batches.y,)
