@@ -15,14 +15,29 @@ each side:
   body once per fit and trains only the head.
 
 The labels are random: the figures are times, not accuracies.
+
+``--rows devices`` times data-parallel fits instead (``--rows all`` runs
+both): the same fine-tuning by sktransfer on one device, and under a
+distribution over every visible GPU (``keras.distribution.DataParallel`` on
+JAX, ``tf.distribute.MirroredStrategy`` on TensorFlow), with the largest
+difference between the two fits' predicted probabilities. With one GPU the
+distribution spans that one GPU (the distributed code path, not a speed-up),
+and the two-GPU row says it was skipped::
+
+    KERAS_BACKEND=jax python benchmarks/gpu.py --rows devices --output gpu.md
+
+Without a GPU, ``--cpu`` runs the devices rows over the CPU devices (with
+``XLA_FLAGS=--xla_force_host_platform_device_count=2`` on JAX): a smoke run.
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,30 +80,10 @@ def timed(fn):
     return time.perf_counter() - start
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=2048)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--output", help="also write the results as markdown to this file")
-    args = parser.parse_args(argv)
-
-    import keras
-
+def transfer_rows(args, source, X, y, lr):
+    """sktransfer against hand-written Keras: fine-tuning and feature extraction."""
     from sktransfer import TransferClassifier
 
-    rng = np.random.default_rng(0)
-    shape = (args.size, args.size, 3)
-    X = rng.random((args.samples, int(np.prod(shape))), dtype=np.float32)
-    y = rng.integers(0, 10, args.samples)
-    source = source_model(shape, 10)
-    lr = 1e-3
-    # Process warm-up, so that neither side pays the backend's first start-up.
-    small = dict(epochs=1, batch_size=8, learning_rate=lr, random_state=0)
-    TransferClassifier(source, **small).fit(X[:8], y[:8])
-    hand_written(source, X[:8], y[:8], freeze_all=False, epochs=1, batch_size=8, lr=lr)
     rows = []
     for label, freeze in (("fine-tuning (freeze=0)", 0), ("feature extraction", "all")):
 
@@ -122,9 +117,7 @@ def main(argv=None):
         a, b = statistics.median(ours_t), statistics.median(theirs_t)
         rows.append((label, a, b, a / b, len(ours_t), *first))
         print(f"{label}: sktransfer {a:.2f} s, hand-written Keras {b:.2f} s, ratio {a / b:.2f}")
-
-    device = _device()
-    lines = [
+    return [
         "| transfer | sktransfer | hand-written Keras | ratio | timed fits per side "
         "| first fits (untimed warm-up): sktransfer / Keras |",
         "|---|---|---|---|---|---|",
@@ -134,12 +127,122 @@ def main(argv=None):
             for r in rows
         ),
     ]
+
+
+def _accelerators(cpu=False):
+    """The visible GPUs of the Keras backend (CPU devices with ``cpu``, for a smoke run)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [d for d in jax.devices() if cpu or d.platform != "cpu"]
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices("CPU" if cpu else "GPU")]
+
+
+def _distribution_scope(devices):
+    """A scope in which ``fit`` spreads its batches over ``devices``."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return keras.distribution.DataParallel(devices=devices).scope()
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices).scope()
+
+
+def device_rows(args, source, X, y, lr):
+    """Fine-tuning on one device, and under a distribution over every visible GPU.
+
+    Two untimed fits per row: the first builds and compiles, the second
+    builds sktransfer's traced worker for the configuration (and compiles
+    it, on JAX); the timed fits after them reuse it, as a search's fits do.
+    """
+    from sktransfer import TransferClassifier
+
+    def fit():
+        return TransferClassifier(
+            source,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=lr,
+            random_state=0,
+        ).fit(X, y)
+
+    devices = _accelerators(args.cpu)
+    kind = "CPU device" if args.cpu else "GPU"
+    held_out = X[: min(len(X), 256)]
+    rows, probabilities = [], []
+    for label, scope in (
+        ("one device, no distribution", contextlib.nullcontext),
+        (f"distribution over {len(devices)} {kind}(s)", lambda: _distribution_scope(devices)),
+    ):
+        if probabilities and not devices:
+            rows.append(f"| {label} | skipped: no {kind} visible | | |")
+            continue
+        with scope():
+            first = [timed(fit), timed(fit)]
+            times = [timed(fit) for _ in range(args.repeats)]
+            probabilities.append(fit().predict_proba(held_out))
+        gap = np.abs(probabilities[-1] - probabilities[0]).max()
+        gap = f"{gap:.1e}" if len(probabilities) > 1 else "(the reference)"
+        median = statistics.median(times)
+        rows.append(f"| {label} | {median:.2f} s | {first[0]:.2f} s, {first[1]:.2f} s | {gap} |")
+        print(rows[-1])
+    if len(devices) < 2:
+        rows.append(f"| distribution over 2 {kind}s | skipped: {len(devices)} visible | | |")
+    return [
+        "| data-parallel fine-tuning (freeze=0) | fit (median) | untimed first and second fits "
+        "| largest difference of probabilities from one device |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2048)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rows", choices=("transfer", "devices", "all"), default="transfer")
+    parser.add_argument(
+        "--cpu", action="store_true", help="devices rows over CPU devices (a smoke run)"
+    )
+    parser.add_argument("--output", help="also write the results as markdown to this file")
+    args = parser.parse_args(argv)
+
+    import keras
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sktransfer import TransferClassifier
+
+    # Random labels and a few epochs: the loss is still falling, as timed fits go.
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    rng = np.random.default_rng(0)
+    shape = (args.size, args.size, 3)
+    X = rng.random((args.samples, int(np.prod(shape))), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    source = source_model(shape, 10)
+    lr = 1e-3
+    tables = []
+    if args.rows in ("transfer", "all"):
+        # Process warm-up, so that neither side pays the backend's first start-up.
+        small = dict(epochs=1, batch_size=8, learning_rate=lr, random_state=0)
+        TransferClassifier(source, **small).fit(X[:8], y[:8])
+        hand_written(source, X[:8], y[:8], freeze_all=False, epochs=1, batch_size=8, lr=lr)
+        tables.append(transfer_rows(args, source, X, y, lr))
+    if args.rows in ("devices", "all"):
+        tables.append(device_rows(args, source, X, y, lr))
     header = (
         f"MobileNetV2 body (random weights), {args.samples} images of {shape}, "
-        f"{args.epochs} epochs, batch {args.batch_size}. Device: {device}. Keras "
+        f"{args.epochs} epochs, batch {args.batch_size}. Device: {_device()}. Keras "
         f"{keras.__version__} on {keras.backend.backend()}, Python {platform.python_version()}."
     )
-    text = header + "\n\n" + "\n".join(lines) + "\n"
+    text = header + "\n\n" + "\n\n".join("\n".join(t) for t in tables) + "\n"
     print(text)
     if args.output:
         Path(args.output).write_text(text)

@@ -15,6 +15,12 @@ Run from the repository root::
    another configuration after them (tracing or compiling again), and the
    median of 50 predictions of 32 rows.
    ``--backends`` runs this part alone.
+3. ``--devices`` (alone): one fit spread over CPU devices, on each backend in
+   fresh processes: 1 device, then 2 (two logical CPU devices under a
+   ``tf.distribute.MirroredStrategy``; two forced host devices under
+   ``keras.distribution.DataParallel`` on JAX): the first fit, the median
+   of three refits, and the largest difference of the predicted
+   probabilities from the 1-device fit.
 """
 
 import argparse
@@ -82,6 +88,65 @@ print("RESULT", __import__("json").dumps(
      "predict": sorted(predict[3:])[25]}))
 """
 
+DEVICES = """
+import contextlib, os, time, numpy as np
+backend, n = os.environ["KERAS_BACKEND"], int(os.environ["SKT_DEVICES"])
+scope = contextlib.nullcontext
+if backend == "tensorflow" and n > 1:
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    scope = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n)]).scope
+import keras
+from sktransfer import TransferClassifier
+if backend == "jax" and n > 1:
+    scope = keras.distribution.DataParallel(devices=keras.distribution.list_devices()).scope
+rng = np.random.default_rng(0)
+X = rng.normal(size=(4000, 20)).astype("float32")
+y = (X[:, :3].sum(1) > 0).astype(int) + (X[:, 3] > 1)
+init = keras.initializers.GlorotUniform
+src = keras.Sequential([keras.Input((20,)),
+    keras.layers.Dense(256, activation="relu", kernel_initializer=init(0)),
+    keras.layers.Dense(256, activation="relu", kernel_initializer=init(1)),
+    keras.layers.Dense(3, activation="softmax", kernel_initializer=init(2))])
+times = []
+with scope():
+    for _ in range(4):
+        start = time.perf_counter()
+        est = TransferClassifier(src, epochs=10, batch_size=256, random_state=0).fit(X, y)
+        times.append(time.perf_counter() - start)
+proba = est.predict_proba(X[:500])
+print("RESULT", __import__("json").dumps(
+    {"first": times[0], "refit": sorted(times[1:])[1], "proba": proba.tolist()}))
+"""
+
+
+def _devices_table():
+    import numpy as np
+
+    lines = [
+        "| backend (CPU) | devices | first fit | refit (median) "
+        "| largest difference from 1 device |",
+        "|---|---|---|---|---|",
+    ]
+    for backend in ("tensorflow", "jax"):
+        reference = None
+        for n in (1, 2):
+            env = dict(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", SKT_DEVICES=str(n))
+            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
+            try:
+                result = _run(DEVICES, **env)
+            except subprocess.CalledProcessError as exc:
+                lines.append(f"| {backend} | {n} | not run: {exc.stderr.strip()[-200:]} | | |")
+                continue
+            proba = np.asarray(result["proba"])
+            reference = proba if reference is None else reference
+            gap = f"{np.abs(proba - reference).max():.1e}" if n > 1 else "(the reference)"
+            lines.append(
+                f"| {backend} | {n} | {result['first']:.2f} s | {result['refit']:.2f} s | {gap} |"
+            )
+    return lines
+
 
 def _run(code, **env):
     done = subprocess.run(
@@ -114,9 +179,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", help="also write the results as markdown to this file")
     parser.add_argument("--backends", action="store_true", help="only compare the backends")
+    parser.add_argument("--devices", action="store_true", help="only spread fits over devices")
     args = parser.parse_args(argv)
     command = "python benchmarks/scaling.py" + (" --backends" if args.backends else "")
     lines = [f"Machine: {os.cpu_count()} CPUs. Command: `{command}`.", ""]
+    if args.devices:
+        lines[0] = f"Machine: {os.cpu_count()} CPUs. Command: `{command} --devices`."
+        _write(lines + _devices_table(), args.output)
+        return
     if not args.backends:
         lines += _search_table() + [""]
     lines += [
@@ -134,10 +204,14 @@ def main(argv=None):
             f"| {backend} | {result['first']:.2f} s | {result['refit'] * 1e3:.0f} ms "
             f"| {result['new']:.2f} s | {result['predict'] * 1e3:.2f} ms |"
         )
+    _write(lines, args.output)
+
+
+def _write(lines, output):
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.output:
-        Path(args.output).write_text(text)
+    if output:
+        Path(output).write_text(text)
 
 
 if __name__ == "__main__":
