@@ -76,7 +76,7 @@ def _jax_spread(distribution):
     shards = mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)]
     if type(distribution).__name__ == "DataParallel":
         # Equal data-parallel distributions lay variables out alike.
-        devices = tuple(d.id for d in np.ravel(mesh.devices))
+        devices = tuple(d.id for d in np.ravel(mesh.backend_mesh.devices))
         key = ("jax", "DataParallel", devices, tuple(mesh.shape), distribution.batch_dim_name)
     else:  # a layout map may shard variables: only this distribution
         key = ("jax", distribution)
@@ -430,7 +430,8 @@ def check_warm_start(network):
                 spread.handle.extended.variable_created_in_scope(v.value) for v in variables
             )
     elif keras.backend.backend() == "jax" and spread is not None:
-        devices = set(np.ravel(spread.handle.device_mesh.devices))
+        # The mesh's JAX devices: Keras' own mesh may name them as strings.
+        devices = set(np.ravel(spread.handle.device_mesh.backend_mesh.devices))
         fits = all(set(v.value.sharding.device_set) == devices for v in variables)
     else:
         fits = True

@@ -160,7 +160,12 @@ _PARAMETERS_TEMPLATE = """
         ``ConvergenceWarning`` says so.
 
     batch_size : int, default=32
-        Mini-batch size (capped at the number of training samples).
+        Mini-batch size (capped at the number of training samples). A fit
+        called under a distribution (inside a ``tf.distribute`` strategy's
+        ``scope()``, or after ``keras.distribution.set_distribution`` on
+        JAX) splits each batch of ``batch_size`` rows over its devices, and
+        trains as on one device, to float32 rounding (see the user guide's
+        "Scaling out").
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data and stop when

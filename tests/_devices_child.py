@@ -118,8 +118,7 @@ def devices(backend):
 
         if len(jax.devices()) < 2:
             return {"skip": f"JAX shows {len(jax.devices())} device: XLA_FLAGS was not read"}
-        distribution = keras.distribution.DataParallel(devices=jax.devices())
-        scope = distribution.scope
+        scope = keras.distribution.DataParallel().scope  # every device, as users write it
     source, *data = _task()
     with tempfile.TemporaryDirectory() as folder:
         return {"backend": keras.backend.backend(), **_compare(source, data, scope, folder)}
@@ -139,7 +138,7 @@ def host(process_id, port):
 
     est = TransferClassifier(source, epochs=20, batch_size=16, random_state=0)
     one = _outputs(_clone(est).fit(X, y), X_test)
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
     spread = _clone(est).fit(X, y)
     inside = _outputs(spread, X_test)
     keras.distribution.set_distribution(None)
