@@ -69,12 +69,13 @@ def current():
 
 def _jax_spread(distribution):
     import jax
+    import keras
 
     if distribution is None:
         return None
     mesh = distribution.device_mesh
     shards = mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)]
-    if type(distribution).__name__ == "DataParallel":
+    if isinstance(distribution, keras.distribution.DataParallel):
         # Equal data-parallel distributions lay variables out alike.
         devices = tuple(d.id for d in np.ravel(mesh.backend_mesh.devices))
         key = ("jax", "DataParallel", devices, tuple(mesh.shape), distribution.batch_dim_name)

@@ -106,6 +106,23 @@ def _clone(est):
     return clone(est)
 
 
+def _keras_multi_step_runs(strategy):
+    """Whether Keras' own multi-step loop (steps_per_execution > 1) now trains
+    under ``strategy``; it failed with Keras 3.15 and TensorFlow 2.21, which
+    is why sktransfer trains one step per call there."""
+    import keras
+
+    x = np.ones((32, 4), dtype="float32")
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse", steps_per_execution=2)
+        try:
+            model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0)
+        except Exception:  # the failure this watches for: any error of Keras' loop
+            return False
+    return True
+
+
 def devices(backend):
     """Two devices of one process: a MirroredStrategy or a DataParallel distribution."""
     if backend == "tensorflow":
@@ -121,7 +138,10 @@ def devices(backend):
         scope = keras.distribution.DataParallel().scope  # every device, as users write it
     source, *data = _task()
     with tempfile.TemporaryDirectory() as folder:
-        return {"backend": keras.backend.backend(), **_compare(source, data, scope, folder)}
+        result = {"backend": keras.backend.backend(), **_compare(source, data, scope, folder)}
+    if backend == "tensorflow":  # last: a failed collective can spoil later ones
+        result["keras_multi_step"] = _keras_multi_step_runs(strategy)
+    return result
 
 
 def host(process_id, port):
