@@ -15,12 +15,14 @@ active when it is called, as a Keras model's ``fit`` does.
 
 What a fit does differently under a distribution is decided here:
 
-- the loss of a training step is the mean over the whole batch, whichever
-  device computes which rows (``batch_reduction``);
-- on JAX, a batch whose rows do not split evenly over the devices is padded
-  with rows marked as padding, and on several hosts each process feeds its
-  own rows of every batch (``feed``);
-- traced training networks are kept per distribution (``key``);
+- the loss of a training step is the mean over the real rows of the whole
+  batch, whichever device holds which rows (``batch_reduction``);
+- each batch is padded to a multiple of the devices with rows that count in
+  no mean, and on several hosts each process feeds its own rows of every
+  batch (``Fed``, ``train``); on TensorFlow, training runs through Keras'
+  ``fit``, one step per call (``steps_per_execution``);
+- traced training networks are kept per distribution (``key``), and a warm
+  start stays under the distribution it began under (``check_warm_start``);
 - predictions run on one device (``predict_unreplicated``).
 
 The fit itself is the same fit: the same batches in the same order, the same
@@ -197,8 +199,8 @@ class SpreadReduction(Reduction):
 
         Keras logs the mean of the batches' losses weighted by their rows,
         padding rows included, so each replica reports the batch's loss
-        scaled by its share of real rows; ``Fed.logs`` scales the epoch's
-        mean back. The gradient is that of the replica's own loss.
+        scaled by its share of real rows; ``train`` scales the epoch's mean
+        back. The gradient is that of the replica's own loss.
         """
         from keras import ops
 
@@ -255,9 +257,10 @@ class Fed:
         source_rows = getattr(batches, "_source_batch", 0) if batches.source is not None else 0
         if source_rows % spread.shards:
             raise ValueError(
-                f"source_loss='joint' draws {source_rows} source rows per step, which do not "
-                f"split evenly over the distribution's {spread.shards} devices; choose a "
-                f"batch_size divisible by {spread.shards}, and at least as many source rows"
+                f"source_loss='joint' draws {source_rows} source rows per step (the batch "
+                "size, or all the source rows when there are fewer), which do not split "
+                f"evenly over the distribution's {spread.shards} devices: choose a batch_size "
+                f"and a number of source rows that {spread.shards} divides"
             )
         fed = self
 

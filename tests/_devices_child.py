@@ -100,6 +100,21 @@ def _compare(source, data, scope, folder):
     return report
 
 
+def _warm_start_refused(source, data, scope):
+    """Whether a warm start under the distribution, of a network fitted on one
+    device, stops with sktransfer's error (rather than one from deep in Keras)."""
+    from sktransfer import TransferClassifier
+
+    (X, y), _ = data
+    est = TransferClassifier(source, epochs=2, head_init="random", warm_start=True).fit(X, y)
+    try:
+        with scope():
+            est.fit(X, y)
+    except ValueError as exc:
+        return "warm_start=True" in str(exc)
+    return False
+
+
 def _clone(est):
     from sklearn.base import clone
 
@@ -139,6 +154,7 @@ def devices(backend):
     source, *data = _task()
     with tempfile.TemporaryDirectory() as folder:
         result = {"backend": keras.backend.backend(), **_compare(source, data, scope, folder)}
+    result["warm_start_refused"] = _warm_start_refused(source, data, scope)
     if backend == "tensorflow":  # last: a failed collective can spoil later ones
         result["keras_multi_step"] = _keras_multi_step_runs(strategy)
     return result

@@ -81,6 +81,8 @@ def test_two_devices_fit_as_one(backend):
         assert fit["after_scope"] == 0.0, name
         assert fit["pickled"] < 1e-6, name
         assert fit["loaded"] < 1e-6, name
+    # A network fitted on one device goes on training there only, and says so.
+    assert result["warm_start_refused"]
     if backend == "tensorflow":
         assert not result["keras_multi_step"], (
             "Keras now trains with steps_per_execution > 1 under a MirroredStrategy: "
